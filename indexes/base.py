@@ -1,0 +1,33 @@
+"""Small protocols every backend meets, so the engine can take any of them injected."""
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from assistant.types import Chunk
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@runtime_checkable
+class Index(Protocol):
+    """A searchable set of chunks keyed by chunk id (dense, ColBERT, BM25, ...)."""
+
+    def add(self, chunks: Sequence[Chunk]) -> None: ...
+
+    def remove(self, chunk_ids: Sequence[str]) -> None: ...
+
+    def search(self, query: str, k: int, arxiv_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, score) pairs, best first; arxiv_ids scopes the search to those papers."""
+        ...

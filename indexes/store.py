@@ -1,0 +1,216 @@
+"""SQLite store of papers, their ingest status, and their chunks; the source of truth every index is built from."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from assistant.types import Chunk, Paper, PaperRecord, PaperStatus
+
+SCHEMA_VERSION = 1
+
+# Each entry upgrades the schema from version i to i+1; an index from a newer app is refused.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS papers (
+        arxiv_id TEXT PRIMARY KEY, version INTEGER, title TEXT, authors TEXT, year INTEGER,
+        abstract TEXT, pdf_path TEXT, status TEXT NOT NULL, reason TEXT DEFAULT '',
+        n_chunks INTEGER DEFAULT 0, updated_at REAL
+    );
+    CREATE TABLE IF NOT EXISTS chunks (
+        id TEXT PRIMARY KEY, arxiv_id TEXT NOT NULL, version INTEGER, section TEXT,
+        page_start INTEGER, page_end INTEGER, char_start INTEGER, char_end INTEGER,
+        text TEXT NOT NULL, n_tokens INTEGER, level INTEGER DEFAULT 0, children TEXT DEFAULT '[]',
+        seq INTEGER DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS chunks_by_paper ON chunks(arxiv_id, level, seq);
+    """,
+]
+
+
+class IndexMismatch(RuntimeError):
+    """The index on disk was built with other settings (embedder, chunking) or by a newer version."""
+
+
+class Store:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    # --- schema and settings
+    def _migrate(self) -> None:
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise IndexMismatch(
+                f"{self.path} was written by a newer paper-assistant (schema {current} > {SCHEMA_VERSION}); upgrade the app"
+            )
+        with self._tx() as db:
+            for version in range(current, SCHEMA_VERSION):
+                db.executescript(MIGRATIONS[version])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        """Record the settings that shape the index, or refuse if it was built with others."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
+        if row is None:
+            with self._tx() as db:
+                db.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (json.dumps(fingerprint, sort_keys=True),))
+            return
+        recorded = json.loads(row[0])
+        if recorded != fingerprint:
+            diff = {k: (recorded.get(k), fingerprint.get(k)) for k in set(recorded) | set(fingerprint) if recorded.get(k) != fingerprint.get(k)}
+            detail = ", ".join(f"{k}: index has {a!r}, settings ask {b!r}" for k, (a, b) in sorted(diff.items()))
+            raise IndexMismatch(
+                f"The index in {self.path.parent} was built with different settings ({detail}). "
+                "Use the same settings, or point --home at a new directory to build another index."
+            )
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._db
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            raise
+
+    # --- papers
+    def upsert_paper(self, paper: Paper, status: PaperStatus, reason: str = "", n_chunks: int | None = None) -> None:
+        with self._tx() as db:
+            old = db.execute("SELECT n_chunks FROM papers WHERE arxiv_id=?", (paper.arxiv_id,)).fetchone()
+            chunks = n_chunks if n_chunks is not None else (old[0] if old else 0)
+            db.execute(
+                "INSERT OR REPLACE INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (paper.arxiv_id, paper.version, paper.title, json.dumps(list(paper.authors)), paper.year,
+                 paper.abstract, paper.pdf_path, status.value, reason, chunks, time.time()),
+            )
+
+    def set_status(self, arxiv_id: str, status: PaperStatus, reason: str = "", n_chunks: int | None = None) -> None:
+        with self._tx() as db:
+            if n_chunks is None:
+                db.execute("UPDATE papers SET status=?, reason=?, updated_at=? WHERE arxiv_id=?",
+                           (status.value, reason, time.time(), arxiv_id))
+            else:
+                db.execute("UPDATE papers SET status=?, reason=?, n_chunks=?, updated_at=? WHERE arxiv_id=?",
+                           (status.value, reason, n_chunks, time.time(), arxiv_id))
+
+    def paper(self, arxiv_id: str) -> PaperRecord | None:
+        row = self._db.execute("SELECT * FROM papers WHERE arxiv_id=?", (arxiv_id,)).fetchone()
+        return _record(row) if row else None
+
+    def papers(self, status: PaperStatus | None = None) -> list[PaperRecord]:
+        if status is None:
+            rows = self._db.execute("SELECT * FROM papers ORDER BY arxiv_id").fetchall()
+        else:
+            rows = self._db.execute("SELECT * FROM papers WHERE status=? ORDER BY arxiv_id", (status.value,)).fetchall()
+        return [_record(r) for r in rows]
+
+    def delete_paper(self, arxiv_id: str) -> list[str]:
+        """Remove a paper and its chunks; returns the removed chunk ids so indexes can drop them."""
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE arxiv_id=?", (arxiv_id,))]
+            db.execute("DELETE FROM chunks WHERE arxiv_id=?", (arxiv_id,))
+            db.execute("DELETE FROM papers WHERE arxiv_id=?", (arxiv_id,))
+        return ids
+
+    # --- chunks
+    def replace_chunks(self, arxiv_id: str, chunks: Sequence[Chunk], level: int = 0) -> list[str]:
+        """Make chunks (at this level) of a paper exactly `chunks`; returns ids that were dropped."""
+        with self._tx() as db:
+            old = {r[0] for r in db.execute("SELECT id FROM chunks WHERE arxiv_id=? AND level=?", (arxiv_id, level))}
+            new = {c.id for c in chunks}
+            stale = sorted(old - new)
+            db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in stale])
+            db.executemany(
+                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start, c.char_end,
+                  c.text, c.n_tokens, c.level, json.dumps(list(c.children)), seq) for seq, c in enumerate(chunks)],
+            )
+        return stale
+
+    def add_chunks(self, chunks: Sequence[Chunk]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start, c.char_end,
+                  c.text, c.n_tokens, c.level, json.dumps(list(c.children)), c.char_start) for c in chunks],
+            )
+
+    def remove_chunks(self, chunk_ids: Sequence[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in chunk_ids])
+
+    def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
+        out: dict[str, Chunk] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = f"SELECT * FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+            out.update({r[0]: _chunk(r) for r in self._db.execute(q, part)})
+        return out
+
+    def chunks_of(self, arxiv_id: str, level: int | None = 0) -> list[Chunk]:
+        if level is None:
+            rows = self._db.execute("SELECT * FROM chunks WHERE arxiv_id=? ORDER BY level, seq", (arxiv_id,))
+        else:
+            rows = self._db.execute("SELECT * FROM chunks WHERE arxiv_id=? AND level=? ORDER BY seq", (arxiv_id, level))
+        return [_chunk(r) for r in rows]
+
+    def iter_chunks(self, level: int | None = 0) -> Iterator[Chunk]:
+        """All chunks in a stable order (paper, then position), for building other indexes."""
+        if level is None:
+            rows = self._db.execute("SELECT * FROM chunks ORDER BY arxiv_id, level, seq")
+        else:
+            rows = self._db.execute("SELECT * FROM chunks WHERE level=? ORDER BY arxiv_id, seq", (level,))
+        for r in rows:
+            yield _chunk(r)
+
+    def neighbours(self, chunk_id: str, before: int = 1, after: int = 1) -> list[Chunk]:
+        """The chunk with its neighbours in reading order within the same paper."""
+        row = self._db.execute("SELECT arxiv_id, level, seq FROM chunks WHERE id=?", (chunk_id,)).fetchone()
+        if not row:
+            return []
+        rows = self._db.execute(
+            "SELECT * FROM chunks WHERE arxiv_id=? AND level=? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (row[0], row[1], row[2] - before, row[2] + after),
+        )
+        return [_chunk(r) for r in rows]
+
+    def count_chunks(self, level: int | None = 0) -> int:
+        if level is None:
+            return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM chunks WHERE level=?", (level,)).fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _record(row: tuple) -> PaperRecord:
+    paper = Paper(arxiv_id=row[0], version=row[1], title=row[2] or "", authors=tuple(json.loads(row[3] or "[]")),
+                  year=row[4], abstract=row[5] or "", pdf_path=row[6])
+    return PaperRecord(paper=paper, status=PaperStatus(row[7]), reason=row[8] or "", n_chunks=row[9] or 0,
+                       updated_at=row[10] or 0.0)
+
+
+def _chunk(row: tuple) -> Chunk:
+    return Chunk(id=row[0], arxiv_id=row[1], version=row[2], section=row[3] or "", page_start=row[4], page_end=row[5],
+                 char_start=row[6], char_end=row[7], text=row[8], n_tokens=row[9] or 0, level=row[10] or 0,
+                 children=tuple(json.loads(row[11] or "[]")))

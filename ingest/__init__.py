@@ -1,0 +1,1 @@
+"""Ingestion: reading lists -> fetched PDFs -> parsed text -> token-bounded chunks."""

@@ -90,7 +90,11 @@ class Hit(Frozen):
     score: float
     rank: int = 0
     source: str = Field(default="dense", description="Which retriever produced it: dense, colbert, bm25, hybrid, raptor")
-    paper_title: str = ""
+    paper: Paper | None = Field(default=None, description="Metadata of the chunk's paper, when known")
+
+    @property
+    def paper_title(self) -> str:
+        return self.paper.title if self.paper else ""
 
 
 class Citation(Frozen):
@@ -102,6 +106,8 @@ class Citation(Frozen):
     page_start: int
     page_end: int
     quote: str = Field(default="", description="The passage sentence that best supports the citing sentence")
+    authors: tuple[str, ...] = ()
+    year: int | None = None
 
     @property
     def label(self) -> str:
@@ -170,3 +176,12 @@ class ProgressEvent(Frozen):
     done: int = 0
     total: int | None = None
     item: str = ""
+
+
+class AskEvent(Frozen):
+    """One step of answering, streamed to front ends: what the engine is doing, tokens, the final answer."""
+
+    kind: Literal["plan", "search", "passages", "token", "verify", "status", "answer", "error"]
+    text: str = ""
+    hits: tuple[Hit, ...] = ()
+    answer: Answer | None = None

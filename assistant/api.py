@@ -1,0 +1,162 @@
+"""The one public entry point: Assistant(settings).ingest / search / ask / ask_stream, with async twins."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import AsyncIterator, Callable, Iterable, Iterator, Sequence
+
+from assistant.config import Settings, load_settings
+from assistant.llm_protocol import LLM
+from assistant.types import Answer, AskEvent, Hit, IngestResult, PaperRecord, ProgressEvent
+from indexes.base import Embedder
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def _quiet(_: ProgressEvent) -> None:
+    pass
+
+
+class Assistant:
+    """Settings come from the config file and env unless given; backends are built lazily unless injected."""
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None, llm: LLM | None = None,
+                 config: Path | None = None, **overrides):
+        self.settings = settings or load_settings(config, **overrides)
+        self._embedder = embedder
+        self._llm = llm
+        self._library = None
+        self._retriever = None
+
+    # --- backends, built on first use so that construction is instant
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from indexes.embedder import SentenceTransformerEmbedder
+
+            self._embedder = SentenceTransformerEmbedder(self.settings.embedder, self.settings.embed_batch_size)
+        return self._embedder
+
+    @property
+    def library(self):
+        if self._library is None:
+            from assistant.library import Library
+            from indexes.registry import build_extra_indexes
+
+            self._library = Library(self.settings, self.embedder, build_extra_indexes(self.settings))
+        return self._library
+
+    @property
+    def retriever(self):
+        if self._retriever is None:
+            from assistant.retrieve import Retriever
+
+            self._retriever = Retriever(self.library)
+        return self._retriever
+
+    def llm(self, progress: Progress = _quiet) -> LLM:
+        if self._llm is None:
+            from assistant.llm import make_llm
+
+            self._llm = make_llm(self.settings, progress=lambda msg: progress(ProgressEvent(stage="server", message=msg)))
+        return self._llm
+
+    # --- the library
+    def ingest(self, items: Iterable[str] | str, progress: Progress = _quiet) -> list[IngestResult]:
+        """Ingest ids, arXiv URLs or reading-list files; failures are recorded with reasons, the rest goes on."""
+        if isinstance(items, str):
+            items = [items]
+        return self.library.ingest(list(items), progress)
+
+    def papers(self) -> list[PaperRecord]:
+        return self.library.papers()
+
+    def remove(self, arxiv_id: str) -> bool:
+        return self.library.remove(arxiv_id)
+
+    def neighbours(self, chunk_id: str, before: int = 1, after: int = 1):
+        return self.library.store.neighbours(chunk_id, before, after)
+
+    # --- retrieval
+    def search(self, query: str, k: int | None = None, mode: str | None = None,
+               papers: Sequence[str] | None = None) -> list[Hit]:
+        return self.retriever.search(query, mode or self.settings.retrieval_mode, k or self.settings.search_k, papers)
+
+    # --- answering
+    def ask_stream(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
+                   progress: Progress = _quiet) -> Iterator[AskEvent]:
+        """Typed events as the answer is made: search, passages, tokens, then the final answer."""
+        from assistant.answer import clean_question, stream_answer
+
+        question = clean_question(question)
+        mode = mode or self.settings.retrieval_mode
+        timings: dict[str, float] = {}
+        yield AskEvent(kind="search", text=f"searching ({mode})")
+        start = time.perf_counter()
+        if self.library.dense.count() == 0:
+            from assistant.answer import abstention
+
+            yield AskEvent(kind="error", text="the index is empty: ingest papers first (paper-assistant ingest ...)")
+            yield AskEvent(kind="answer", answer=abstention(question, [], "empty index", settings={}, model="",
+                                                             timings={}, queries=(question,)))
+            return
+        hits = self.retriever.search(question, mode, self.settings.top_k, papers)
+        # The relevance gate uses dense cosine whatever the mode: its scale is comparable across questions.
+        top = self.library.dense.search(question, 1, papers)
+        relevance = top[0][1] if top else 0.0
+        timings["retrieve_s"] = round(time.perf_counter() - start, 3)
+        yield AskEvent(kind="status", text="waiting for the model")
+        llm = self.llm(progress)
+        yield from stream_answer(question, hits, llm, self.settings, relevance, queries=(question,), timings=timings)
+
+    def ask(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
+            progress: Progress = _quiet) -> Answer:
+        start = time.perf_counter()
+        answer = None
+        for event in self.ask_stream(question, papers, mode, progress):
+            if event.kind == "answer":
+                answer = event.answer
+        assert answer is not None
+        timings = {**answer.timings, "total_s": round(time.perf_counter() - start, 3)}
+        return answer.model_copy(update={"timings": timings})
+
+    # --- async twins for the TUI: the work runs in a thread, the event loop stays free
+    async def aingest(self, items: Iterable[str] | str, progress: Progress = _quiet) -> list[IngestResult]:
+        return await asyncio.to_thread(self.ingest, items, progress)
+
+    async def asearch(self, query: str, k: int | None = None, mode: str | None = None,
+                      papers: Sequence[str] | None = None) -> list[Hit]:
+        return await asyncio.to_thread(self.search, query, k, mode, papers)
+
+    async def aask(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None) -> Answer:
+        return await asyncio.to_thread(self.ask, question, papers, mode)
+
+    async def aask_stream(self, question: str, papers: Sequence[str] | None = None,
+                          mode: str | None = None) -> AsyncIterator[AskEvent]:
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for event in self.ask_stream(question, papers, mode):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            except Exception as exc:  # surfaced to the consumer, not lost in the thread
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        task = loop.run_in_executor(None, produce)
+        while True:
+            item = await queue.get()
+            if item is done:
+                break
+            if isinstance(item, Exception):
+                raise item
+            yield item
+        await task
+
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()

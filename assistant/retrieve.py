@@ -1,0 +1,67 @@
+"""Retrieval over the library: one call for every mode (dense, bm25, colbert, hybrid, collapsed), typed Hits out."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from assistant.library import Library
+from assistant.types import Hit
+
+
+class RetrievalError(ValueError):
+    pass
+
+
+class Retriever:
+    def __init__(self, library: Library):
+        self.library = library
+
+    def modes(self) -> list[str]:
+        return ["dense", *self.library.extra_indexes.keys(), *(["hybrid"] if self.library.extra_indexes else [])]
+
+    def rank(self, query: str, mode: str, k: int, papers: Sequence[str] | None = None,
+             extra_vectors: Sequence[np.ndarray] = ()) -> list[tuple[str, float]]:
+        """(chunk id, score) best first. extra_vectors (e.g. HyDE passages) are searched densely and fused in."""
+        lib = self.library
+        if mode == "dense":
+            ranked = lib.dense.search(query, k, papers)
+        elif mode in lib.extra_indexes:
+            ranked = lib.extra_indexes[mode].search(query, k, papers)
+        elif mode == "hybrid":
+            from assistant.fusion import rrf
+
+            pool = max(k * 3, 30)
+            rankings = {"dense": lib.dense.search(query, pool, papers)}
+            rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
+            ranked = rrf(rankings, lib.settings.fusion_weights, limit=k)
+        else:
+            raise RetrievalError(f"unknown retrieval mode {mode!r}; available: {', '.join(self.modes())}")
+        if extra_vectors:
+            from assistant.fusion import rrf
+
+            rankings = {"query": ranked}
+            for i, vec in enumerate(extra_vectors):
+                rankings[f"hyde{i}"] = lib.dense.search_vector(vec, k, papers)
+            ranked = rrf(rankings, {name: 1.0 for name in rankings}, limit=k)
+        return ranked[:k]
+
+    def search(self, query: str, mode: str = "dense", k: int = 10, papers: Sequence[str] | None = None,
+               extra_vectors: Sequence[np.ndarray] = ()) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise RetrievalError("empty query")
+        ranked = self.rank(query, mode, k, papers, extra_vectors)
+        return self.to_hits(ranked, mode)
+
+    def to_hits(self, ranked: Sequence[tuple[str, float]], source: str) -> list[Hit]:
+        chunks = self.library.store.chunks([cid for cid, _ in ranked])
+        meta = self.library.paper_map()
+        hits = []
+        for cid, score in ranked:
+            chunk = chunks.get(cid)
+            if chunk is None:  # an index entry whose chunk was removed: never show it
+                continue
+            hits.append(Hit(chunk=chunk, score=float(score), rank=len(hits) + 1, source=source,
+                            paper=meta.get(chunk.arxiv_id)))
+        return hits

@@ -1,0 +1,1 @@
+"""Indexes over chunks: the SQLite store, dense (chromadb), ColBERT, BM25, RAPTOR."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # New style (2007-): YYMM.NNNN for 0704-1412, YYMM.NNNNN from 1501. The month and the digit
 # count are checked so that things like 2023.12345 or 1706.0376 are refused.
@@ -21,6 +21,7 @@ OLD_ID = r"[a-z]+(?:-[a-z]+)?(?:\.[A-Z]{2})?/\d{2}(?:0[1-9]|1[0-2])\d{3}"
 ID = rf"(?:{NEW_ID}|{OLD_ID})"
 VERSION = r"(?:v(?P<version>[1-9]\d{0,2}))?"
 
+_ID_ONLY = re.compile(ID)
 _BARE = re.compile(rf"(?P<id>{ID}){VERSION}")
 _URL = re.compile(
     rf"(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/(?P<id>{ID}){VERSION}(?:\.pdf)?/?(?:[?#]\S*)?",
@@ -40,8 +41,21 @@ class ArxivRef(BaseModel):
     arxiv_id: str = Field(description="Canonical id without version: 1706.03762 or hep-th/9901001")
     version: int | None = Field(default=None, description="Explicit version (the N of vN), if given")
 
+    @field_validator("arxiv_id")
+    @classmethod
+    def _strict_id(cls, value: str) -> str:
+        # Also guards refs built directly (not via parse_ref): the id becomes a file name later.
+        if not _ID_ONLY.fullmatch(value):
+            raise ValueError(f"not a canonical arXiv id: {value!r}")
+        return value
+
     def __str__(self) -> str:
         return f"{self.arxiv_id}v{self.version}" if self.version else self.arxiv_id
+
+    @property
+    def file_stem(self) -> str:
+        """Safe file name stem: old-style ids have a '/', which becomes '_'."""
+        return self.arxiv_id.replace("/", "_")
 
 
 class BadSource(ValueError):

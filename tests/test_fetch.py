@@ -1,0 +1,138 @@
+"""Fetcher against a real local HTTP server that speaks arXiv's API; no mocks."""
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from ingest.fetch import FetchError, Fetcher, check_pdf
+from ingest.sources import ArxivRef
+
+try:
+    from tests.arxiv_server import ArxivTestServer
+except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
+    from arxiv_server import ArxivTestServer  # type: ignore[no-redef]
+
+PAPERS = Path("/work/shared/papers")
+SMALL = ArxivRef(arxiv_id="1907.11692")  # RoBERTa, the smallest PDF (~210 kB), v1 in the manifest
+OTHER = ArxivRef(arxiv_id="2305.13245")  # GQA, ~256 kB, v3
+
+
+@pytest.fixture
+def server() -> Iterator[ArxivTestServer]:
+    with ArxivTestServer(PAPERS) as srv:
+        yield srv
+
+
+def make_settings(tmp_path: Path, server: ArxivTestServer | None = None, **extra: object) -> Settings:
+    base = server.base_url if server else "http://127.0.0.1:9"  # port 9: nothing listens
+    values: dict[str, object] = dict(
+        home=tmp_path / "home", arxiv_api_url=f"{base}/api/query", arxiv_pdf_url=f"{base}/pdf/{{id}}",
+        arxiv_delay_s=0.01, fetch_timeout_s=0.5, fetch_retries=2, mirror=None,
+    )
+    values.update(extra)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def cache_files(settings: Settings) -> list[str]:
+    root = settings.cache_dir
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_network_fetch_gives_metadata_and_a_cached_pdf(tmp_path: Path, server: ArxivTestServer) -> None:
+    settings = make_settings(tmp_path, server)
+    paper = Fetcher(settings).fetch(SMALL)
+    assert paper.title.startswith("RoBERTa")
+    assert paper.version == 1 and paper.year == 2019
+    assert paper.authors[0] == "Yinhan Liu" and paper.abstract
+    assert paper.pdf_path == str(settings.cache_dir / "pdfs" / "1907.11692v1.pdf")
+    assert check_pdf(Path(paper.pdf_path)) is None
+    assert [r.split("?")[0] for r in server.requests] == ["/api/query", "/pdf/1907.11692v1"]
+    assert cache_files(settings) == ["meta/1907.11692v1.json", "pdfs/1907.11692v1.pdf"]
+
+
+def test_second_fetch_is_a_cache_hit_even_offline(tmp_path: Path, server: ArxivTestServer) -> None:
+    settings = make_settings(tmp_path, server)
+    first = Fetcher(settings).fetch(SMALL)
+    seen = len(server.requests)
+    again = Fetcher(settings).fetch(SMALL)
+    versioned = Fetcher(settings.model_copy(update={"offline": True})).fetch(ArxivRef(arxiv_id="1907.11692", version=1))
+    assert again == first and versioned == first
+    assert len(server.requests) == seen
+
+
+def test_mirror_hit_uses_no_network(tmp_path: Path, server: ArxivTestServer) -> None:
+    paper = Fetcher(make_settings(tmp_path, server, mirror=PAPERS)).fetch(OTHER)
+    assert paper.pdf_path == str(PAPERS / "2305.13245.pdf")
+    assert paper.version == 3 and paper.title.startswith("GQA")
+    assert server.requests == []
+
+
+def test_mirror_with_another_version_falls_through(tmp_path: Path, server: ArxivTestServer) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shutil.copy(PAPERS / "manifest.json", mirror)
+    shutil.copy(PAPERS / "2305.13245.pdf", mirror)
+    settings = make_settings(tmp_path, server, mirror=mirror, offline=True)
+    with pytest.raises(FetchError, match="not in the mirror or cache, and offline"):
+        Fetcher(settings).fetch(ArxivRef(arxiv_id="2305.13245", version=1))  # mirror holds v3
+
+
+def test_offline_and_missing_is_a_fetch_error(tmp_path: Path, server: ArxivTestServer) -> None:
+    with pytest.raises(FetchError, match="not in the mirror or cache, and offline"):
+        Fetcher(make_settings(tmp_path, server, offline=True, mirror=PAPERS)).fetch(ArxivRef(arxiv_id="2005.14165"))
+    assert server.requests == []
+
+
+def test_unknown_id_is_a_fetch_error(tmp_path: Path, server: ArxivTestServer) -> None:
+    with pytest.raises(FetchError, match="unknown arXiv id"):
+        Fetcher(make_settings(tmp_path, server)).fetch(ArxivRef(arxiv_id="2401.99999"))
+
+
+def test_503_once_is_retried(tmp_path: Path, server: ArxivTestServer) -> None:
+    server.fail_next.update(api=1, pdf=1)
+    paper = Fetcher(make_settings(tmp_path, server)).fetch(SMALL)
+    assert check_pdf(Path(paper.pdf_path or "")) is None
+    assert [r.split("?")[0] for r in server.requests] == ["/api/query"] * 2 + ["/pdf/1907.11692v1"] * 2
+
+
+def test_persistent_503_gives_up_with_the_reason(tmp_path: Path, server: ArxivTestServer) -> None:
+    server.fail_next.update(pdf=99)
+    settings = make_settings(tmp_path, server)
+    with pytest.raises(FetchError, match="after 3 tries: HTTP 503"):
+        Fetcher(settings).fetch(SMALL)
+    assert cache_files(settings) == []
+
+
+def test_a_stall_times_out_then_the_retry_succeeds(tmp_path: Path, server: ArxivTestServer) -> None:
+    server.stall_s = 1.5
+    server.stall_next.update(api=1, pdf=1)
+    started = time.monotonic()
+    paper = Fetcher(make_settings(tmp_path, server, fetch_timeout_s=0.3)).fetch(SMALL)
+    assert paper.pdf_path and time.monotonic() - started < 5
+
+
+def test_stalls_beyond_the_retries_are_a_fetch_error(tmp_path: Path, server: ArxivTestServer) -> None:
+    server.stall_s = 1.0
+    server.stall_next.update(pdf=99)
+    settings = make_settings(tmp_path, server, fetch_timeout_s=0.2, fetch_retries=1)
+    with pytest.raises(FetchError, match="timed out"):
+        Fetcher(settings).fetch(SMALL)
+    assert cache_files(settings) == []
+
+
+def test_truncated_pdf_is_rejected_and_nothing_is_cached(tmp_path: Path, server: ArxivTestServer) -> None:
+    server.truncate_pdf = True
+    settings = make_settings(tmp_path, server)
+    with pytest.raises(FetchError, match="truncated PDF"):
+        Fetcher(settings).fetch(SMALL)
+    assert cache_files(settings) == []
+
+
+def test_unreachable_server_is_a_fetch_error(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="arXiv API"):
+        Fetcher(make_settings(tmp_path, None, fetch_retries=0)).fetch(SMALL)

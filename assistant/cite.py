@@ -27,8 +27,16 @@ def split_sentences(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
 def content_words(text: str) -> set[str]:
-    return {w.lower() for w in WORD.findall(text) if w.lower() not in STOP and len(w) > 1}
+    """Lower-cased, crudely stemmed words that carry meaning (enough to align a sentence with a passage)."""
+    return {_stem(w.lower()) for w in WORD.findall(text) if w.lower() not in STOP and len(w) > 1}
 
 
 def markers_in(sentence: str) -> list[int]:

@@ -1,0 +1,46 @@
+from assistant.cite import attach_citations, markers_in, split_sentences
+from assistant.types import Answer, Chunk, Hit, Paper
+
+
+def hit(text: str, arxiv_id: str = "1706.03762", section: str = "3.2 Attention", pages=(4, 4)) -> Hit:
+    c = Chunk(id=Chunk.make_id(arxiv_id, 1, pages[0], pages[1], len(text)), arxiv_id=arxiv_id, section=section,
+              page_start=pages[0], page_end=pages[1], char_start=0, char_end=len(text), text=text)
+    return Hit(chunk=c, score=0.8, paper=Paper(arxiv_id=arxiv_id, title="Attention Is All You Need",
+                                                authors=("Ashish Vaswani", "Noam Shazeer"), year=2017))
+
+
+PASSAGES = [
+    hit("We suspect that for large values of dk, the dot products grow large in magnitude. "
+        "This pushes the softmax function into regions where it has extremely small gradients."),
+    hit("The Transformer uses multi-head attention in three different ways.", section="3.2.3"),
+]
+
+
+def test_markers_parsed_in_all_forms():
+    assert markers_in("a [1] b [2, 3] c [4;5]") == [1, 2, 3, 4, 5]
+    assert split_sentences("One. Two [1]. Three?") == ["One.", "Two [1].", "Three?"]
+
+
+def test_valid_marker_becomes_citation_with_page_section_and_quote():
+    text, cites = attach_citations("Large dot products push the softmax into small gradients [1].", PASSAGES)
+    assert text.endswith("[1].")
+    assert [c.n for c in cites] == [1]
+    c = cites[0]
+    assert (c.arxiv_id, c.section, c.page_start) == ("1706.03762", "3.2 Attention", 4)
+    assert "softmax" in c.quote and c.year == 2017
+
+
+def test_marker_pointing_at_nothing_is_dropped():
+    text, cites = attach_citations("Unrelated claim about cats [7].", PASSAGES)
+    assert "[7]" not in text and cites == []
+
+
+def test_missing_marker_is_added_when_a_passage_clearly_supports_the_sentence():
+    text, cites = attach_citations("The Transformer uses multi-head attention in three different ways.", PASSAGES)
+    assert [c.n for c in cites] == [2] and "[2]" in text
+
+
+def test_markdown_has_references_and_bibtex():
+    text, cites = attach_citations("Large dot products push the softmax into small gradients [1].", PASSAGES)
+    md = Answer(question="Why scale?", text=text, citations=tuple(cites), passages=tuple(PASSAGES)).to_markdown()
+    assert "### References" in md and "@misc{vaswani2017" in md and "author = {Ashish Vaswani and Noam Shazeer}" in md

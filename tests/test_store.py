@@ -1,0 +1,62 @@
+import sqlite3
+
+import pytest
+
+from assistant.types import Chunk, Paper, PaperStatus
+from indexes.store import SCHEMA_VERSION, IndexMismatch, Store
+
+
+def chunk(arxiv_id: str, start: int, text: str = "some text", level: int = 0) -> Chunk:
+    return Chunk(id=Chunk.make_id(arxiv_id, 1, 1, 1, start), arxiv_id=arxiv_id, version=1, section="Intro",
+                 page_start=1, page_end=1, char_start=start, char_end=start + len(text), text=text, level=level)
+
+
+def test_chunk_ids_are_stable_and_distinct():
+    assert Chunk.make_id("1706.03762", 5, 2, 3, 100) == Chunk.make_id("1706.03762", 5, 2, 3, 100)
+    assert Chunk.make_id("1706.03762", 5, 2, 3, 100) != Chunk.make_id("1706.03762", 5, 2, 3, 101)
+    assert "/" not in Chunk.make_id("hep-th/9901001", None, 1, 1, 0)
+
+
+def test_papers_and_chunks_round_trip(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    paper = Paper(arxiv_id="1706.03762", version=7, title="Attention", authors=("A", "B"), year=2017)
+    store.upsert_paper(paper, PaperStatus.pending)
+    chunks = [chunk("1706.03762", i * 10, f"text {i}") for i in range(5)]
+    assert store.replace_chunks("1706.03762", chunks) == []
+    store.set_status("1706.03762", PaperStatus.ok, n_chunks=5)
+    rec = store.paper("1706.03762")
+    assert rec.status == PaperStatus.ok and rec.n_chunks == 5 and rec.paper.authors == ("A", "B")
+    assert [c.text for c in store.chunks_of("1706.03762")] == [f"text {i}" for i in range(5)]
+    assert [c.text for c in store.neighbours(chunks[2].id)] == ["text 1", "text 2", "text 3"]
+    # Re-chunking reports the ids that disappeared so the indexes can drop them.
+    stale = store.replace_chunks("1706.03762", chunks[:3])
+    assert stale == sorted(c.id for c in chunks[3:])
+    assert store.count_chunks() == 3
+    assert sorted(store.delete_paper("1706.03762")) == sorted(c.id for c in chunks[:3])
+    assert store.paper("1706.03762") is None and store.count_chunks() == 0
+
+
+def test_store_persists_across_reopen(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    store.upsert_paper(Paper(arxiv_id="2001.08361"), PaperStatus.failed, "no PDF")
+    store.close()
+    again = Store(tmp_path / "s.sqlite")
+    assert again.paper("2001.08361").reason == "no PDF"
+
+
+def test_fingerprint_mismatch_is_refused_with_a_clear_message(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    store.check_fingerprint({"embedder": "all-MiniLM-L6-v2", "chunk_tokens": 200})
+    store.check_fingerprint({"embedder": "all-MiniLM-L6-v2", "chunk_tokens": 200})
+    with pytest.raises(IndexMismatch, match="chunk_tokens: index has 200, settings ask 300"):
+        store.check_fingerprint({"embedder": "all-MiniLM-L6-v2", "chunk_tokens": 300})
+
+
+def test_index_from_a_newer_version_is_refused(tmp_path):
+    Store(tmp_path / "s.sqlite").close()
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    with pytest.raises(IndexMismatch, match="newer paper-assistant"):
+        Store(tmp_path / "s.sqlite")

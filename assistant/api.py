@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -78,6 +79,10 @@ class Assistant:
     def neighbours(self, chunk_id: str, before: int = 1, after: int = 1):
         return self.library.store.neighbours(chunk_id, before, after)
 
+    def modes(self) -> list[str]:
+        """Retrieval modes this library can serve (dense plus whatever secondary indexes it keeps)."""
+        return self.retriever.modes()
+
     # --- retrieval
     def search(self, query: str, k: int | None = None, mode: str | None = None,
                papers: Sequence[str] | None = None) -> list[Hit]:
@@ -138,24 +143,38 @@ class Assistant:
         loop = asyncio.get_running_loop()
         done = object()
 
+        stop = threading.Event()  # set when the consumer goes away (e.g. the TUI cancelled): generation stops
+
+        def put(item) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
         def produce() -> None:
+            stream = self.ask_stream(question, papers, mode,
+                                     progress=lambda e: put(AskEvent(kind="status", text=e.message)))
             try:
-                for event in self.ask_stream(question, papers, mode):
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
+                for event in stream:
+                    if stop.is_set():
+                        break
+                    put(event)
             except Exception as exc:  # surfaced to the consumer, not lost in the thread
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                put(exc)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                stream.close()  # closes the model's stream too, so the server stops generating
+                put(done)
 
         task = loop.run_in_executor(None, produce)
-        while True:
-            item = await queue.get()
-            if item is done:
-                break
-            if isinstance(item, Exception):
-                raise item
-            yield item
-        await task
+        try:
+            while True:
+                item = await queue.get()
+                if item is done:
+                    break
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+            await task
+        finally:
+            stop.set()
 
     def close(self) -> None:
         if self._library is not None:

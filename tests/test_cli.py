@@ -1,0 +1,42 @@
+"""The CLI as a user runs it: a real subprocess, JSON out, on real small papers."""
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import SMALL_IDS
+
+ROBERTA, GQA = SMALL_IDS
+
+
+def cli(*args: str, home, mirror=None) -> subprocess.CompletedProcess:
+    base = [sys.executable, "-m", "assistant", "--home", str(home), "--offline"]
+    if mirror:
+        base += ["--mirror", str(mirror)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_ASSISTANT_")}
+    return subprocess.run(base + list(args), capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_ingest_papers_search_remove_as_json(tmp_path, mini_mirror):
+    reading_list = tmp_path / "list.md"
+    reading_list.write_text(f"- [RoBERTa](https://arxiv.org/abs/{ROBERTA}v1)\n- GQA: arXiv:{GQA}\n- missing: arXiv:2401.00001\n")
+    home = tmp_path / "home"
+    done = cli("ingest", str(reading_list), "--json", home=home, mirror=mini_mirror)
+    assert done.returncode == 0, done.stderr
+    results = {r["arxiv_id"]: r for r in json.loads(done.stdout)}
+    assert results[ROBERTA]["status"] == "ok" and results[GQA]["status"] == "ok"
+    assert results["2401.00001"]["status"] == "failed"
+
+    listed = json.loads(cli("papers", "--json", home=home).stdout)
+    assert {p["paper"]["arxiv_id"]: p["status"] for p in listed} == {ROBERTA: "ok", GQA: "ok", "2401.00001": "failed"}
+
+    hits = json.loads(cli("search", "static versus dynamic masking", "-k", "3", "--json", home=home).stdout)
+    assert hits[0]["chunk"]["arxiv_id"] == ROBERTA and hits[0]["chunk"]["page_start"] >= 1
+
+    human = cli("search", "key-value heads", home=home)
+    assert human.returncode == 0 and "arXiv:2305.13245" in human.stdout
+
+    assert cli("remove", ROBERTA, home=home).returncode == 0
+    assert cli("remove", ROBERTA, home=home).returncode == 1
+    bad_mode = cli("search", "x", "--mode", "nonsense", home=home)
+    assert bad_mode.returncode == 2 and "unknown retrieval mode" in bad_mode.stderr

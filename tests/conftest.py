@@ -66,3 +66,44 @@ def mini_library_home(tmp_path_factory, embedder):
     assert all(r.status.value == "ok" for r in results), results
     a.close()
     return settings
+
+
+# --- the real local vLLM server (0.5B model), started once per session for tests marked `llm`
+SMALL_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_settings(tmp_path_factory):
+    """Settings for a managed vLLM server of the small model on a port of its own, home in a tmp dir."""
+    from assistant.config import PROJECT_ROOT, Settings
+
+    return Settings(home=tmp_path_factory.mktemp("vllm-home"), llm_model=SMALL_MODEL,
+                    llm_model_path=PROJECT_ROOT / ".models" / SMALL_MODEL, vllm_port=free_port(),
+                    vllm_enforce_eager=True, vllm_max_model_len=2048)
+
+
+@pytest.fixture(scope="session")
+def vllm_url(vllm_settings):
+    """Base URL (http://127.0.0.1:PORT/v1) of a real vLLM server; stopped when the session ends."""
+    from assistant.server import VLLMServer
+
+    server = VLLMServer(vllm_settings)
+    try:
+        yield server.ensure_running(progress=print)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def llm(vllm_url):
+    from assistant.llm import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(vllm_url, SMALL_MODEL, timeout_s=120.0)

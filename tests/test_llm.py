@@ -1,0 +1,184 @@
+"""The OpenAI-compatible client: against the real vLLM server (marked llm) and a tiny stdlib server
+on 127.0.0.1 that speaks the same wire format and misbehaves on purpose."""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from assistant.llm import OpenAICompatibleLLM, ScriptedLLM, make_llm
+from assistant.llm_protocol import LLM, LLMError
+from tests.conftest import free_port
+
+ASK = [{"role": "user", "content": "Name three primary colors, comma-separated."}]
+VERDICT = {"title": "Verdict", "type": "object", "additionalProperties": False, "required": ["label"],
+           "properties": {"label": {"type": "string", "enum": ["supported", "unsupported"]}}}
+
+
+# --- a tiny real server: each request takes the next behaviour from `script`
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append(body)  # type: ignore[attr-defined]
+        kind = self.server.script.pop(0)  # type: ignore[attr-defined]
+        if kind == "error":
+            self._send(400, {"error": {"message": "max_tokens is too large", "type": "BadRequestError"}})
+        elif kind.startswith("text:"):
+            self._send(200, {"choices": [{"message": {"role": "assistant", "content": kind[5:]},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 5, "completion_tokens": 3}})
+        elif kind in ("drop", "eof"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            if kind == "drop":
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            for piece in ("Red, ", "green"):
+                event = f"data: {json.dumps({'choices': [{'delta': {'content': piece}}]})}\n\n".encode()
+                self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n" if kind == "drop" else event)
+                self.wfile.flush()
+            if kind == "drop":
+                self.wfile.write(b"40\r\ndata: {\"cho")  # half a chunk, then the connection goes away
+                self.wfile.flush()
+            self.close_connection = True
+        else:
+            raise AssertionError(kind)
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def fake_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Handler)
+    server.script = []  # type: ignore[attr-defined]
+    server.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _client(server: ThreadingHTTPServer, *script: str) -> OpenAICompatibleLLM:
+    server.script.extend(script)  # type: ignore[attr-defined]
+    return OpenAICompatibleLLM(f"http://127.0.0.1:{server.server_port}/v1", "fake", timeout_s=10.0)
+
+
+# --- real vLLM
+@pytest.mark.llm
+def test_complete_and_stream_agree(llm: OpenAICompatibleLLM) -> None:
+    assert isinstance(llm, LLM)
+    completion = llm.chat(ASK, max_tokens=24)
+    assert completion.text.strip() and completion.completion_tokens > 0
+    pieces = list(llm.stream(ASK, max_tokens=24))
+    assert len(pieces) > 3
+    assert "".join(pieces) == completion.text  # temperature 0: the same tokens
+
+
+@pytest.mark.llm
+def test_json_schema_constrains_to_enum(llm: OpenAICompatibleLLM) -> None:
+    messages = [{"role": "user", "content": "Passage: 'Water boils at 100 C at sea level.' "
+                 "Sentence: 'Water boils at 100 C at sea level.' Is the sentence supported by the passage?"}]
+    reply = llm.complete_json(messages, VERDICT, max_tokens=32)
+    assert set(reply) == {"label"} and reply["label"] in {"supported", "unsupported"}
+
+
+@pytest.mark.llm
+def test_concurrent_async_requests(llm: OpenAICompatibleLLM) -> None:
+    async def both() -> list[str]:
+        return await asyncio.gather(llm.acomplete(ASK, max_tokens=12),
+                                    llm.acomplete([{"role": "user", "content": "Say hi."}], max_tokens=12))
+
+    first, second = asyncio.run(both())
+    assert first.strip() and second.strip()
+
+
+# --- the misbehaving stdlib server
+@pytest.mark.parametrize("kind", ["drop", "eof"])
+def test_stream_break_raises_after_partial_text(fake_server: ThreadingHTTPServer, kind: str) -> None:
+    got: list[str] = []
+    with pytest.raises(LLMError, match="stream"):
+        for piece in _client(fake_server, kind).stream(ASK, max_tokens=8):
+            got.append(piece)
+    assert got == ["Red, ", "green"]
+
+
+def test_async_stream_break_raises_after_partial_text(fake_server: ThreadingHTTPServer) -> None:
+    llm = _client(fake_server, "drop")
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for piece in llm.astream(ASK, max_tokens=8):
+            got.append(piece)
+
+    with pytest.raises(LLMError, match="stream"):
+        asyncio.run(consume())
+    assert got == ["Red, ", "green"]
+
+
+def test_malformed_json_is_retried_once_then_raises(fake_server: ThreadingHTTPServer) -> None:
+    llm = _client(fake_server, "text:{\"label\": \"supp", "text:not json at all")
+    with pytest.raises(LLMError, match="malformed JSON 2 times"):
+        llm.complete_json(ASK, VERDICT)
+    assert len(fake_server.requests) == 2  # type: ignore[attr-defined]
+    sent = fake_server.requests[0]["response_format"]  # type: ignore[attr-defined]
+    assert sent == {"type": "json_schema", "json_schema": {"name": "Verdict", "schema": VERDICT, "strict": True}}
+
+
+def test_malformed_json_then_valid(fake_server: ThreadingHTTPServer) -> None:
+    llm = _client(fake_server, "text:{oops", 'text:{"label": "supported"}')
+    assert llm.complete_json(ASK, VERDICT) == {"label": "supported"}
+
+
+def test_http_error_and_empty_reply(fake_server: ThreadingHTTPServer) -> None:
+    llm = _client(fake_server, "error", "text:")
+    with pytest.raises(LLMError, match="HTTP 400: max_tokens is too large"):
+        llm.complete(ASK)
+    with pytest.raises(LLMError, match="empty reply"):
+        llm.complete(ASK)
+
+
+def test_connection_refused_is_clear() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    llm = OpenAICompatibleLLM(url, "nothing")
+    with pytest.raises(LLMError, match=f"no LLM server at {url}: start one or unset llm_base_url"):
+        llm.complete(ASK)
+    with pytest.raises(LLMError, match="no LLM server"):
+        list(llm.stream(ASK))
+
+
+def test_make_llm_uses_base_url_without_starting_a_server(settings_for) -> None:
+    settings = settings_for(llm_base_url="http://127.0.0.1:9/v1", llm_model="m", llm_timeout_s=7.0)
+    llm = make_llm(settings)
+    assert isinstance(llm, OpenAICompatibleLLM)
+    assert (llm.base_url, llm.model, llm.timeout.read) == ("http://127.0.0.1:9/v1", "m", 7.0)
+    assert not (settings.home / "vllm.pid").exists()
+
+
+def test_scripted_llm_replays_and_records() -> None:
+    fake = ScriptedLLM(["Hello there.", {"label": "supported"}, "{bad", "{bad"])
+    assert isinstance(fake, LLM)
+    assert "".join(fake.stream(ASK)) == "Hello there."
+    assert fake.complete_json(ASK, VERDICT) == {"label": "supported"}
+    with pytest.raises(LLMError, match="malformed JSON"):
+        fake.complete_json(ASK, VERDICT)
+    with pytest.raises(LLMError, match="ran out"):
+        fake.complete(ASK)
+    assert fake.prompts[0] == ASK and fake.calls[1]["json_schema"] == VERDICT

@@ -14,6 +14,9 @@ from assistant.cli_render import IngestProgress, print_answer, print_hits, print
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A research assistant over arXiv papers, offline-first.")
 server_app = typer.Typer(no_args_is_help=True, help="Manage the local vLLM server.")
 app.add_typer(server_app, name="server")
+from assistant.cli_eval import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 out = Console()
 

@@ -1,0 +1,90 @@
+"""The judge's JSON handling with a scripted backend: malformed -> retried -> error, never "supported"."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.config import PROJECT_ROOT
+from assistant.llm import ScriptedLLM
+from assistant.llm_protocol import LLMError
+from eval.datasets import QAItem
+from eval.judge import SUPPORT_SCHEMA, Judge, check_pairs, run_judge_check
+from eval.metrics import score_faithfulness
+
+PROMPTS = PROJECT_ROOT / "prompts"
+
+
+def judge_with(*replies) -> tuple[Judge, ScriptedLLM]:
+    llm = ScriptedLLM(list(replies))
+    return Judge(llm, PROMPTS, workers=1), llm
+
+
+def test_valid_verdict_schema_and_temperature():
+    judge, llm = judge_with({"supported": True})
+    v = judge.support(["Passage text."], "A claim.")
+    assert v.supported is True and v.attempts == 1 and not v.error
+    call = llm.calls[0]
+    assert call["temperature"] == 0.0 and call["json_schema"] == SUPPORT_SCHEMA
+    assert "Passage text." in call["messages"][1]["content"] and "A claim." in call["messages"][1]["content"]
+
+
+def test_malformed_then_valid_is_retried():
+    judge, llm = judge_with("not json", {"supported": False})
+    v = judge.support(["p"], "c")
+    assert v.supported is False and v.attempts == 2 and len(llm.calls) == 2
+
+
+def test_malformed_twice_is_an_error_never_supported():
+    judge, llm = judge_with('{"supported": "yes"}', '{"verdict": true}', {"supported": True})
+    v = judge.support(["p"], "c")
+    assert v.supported is None and "malformed" in v.error and len(llm.calls) == 2
+    assert judge.errors == 1
+
+
+def test_backend_failure_is_an_error():
+    judge, _ = judge_with(LLMError("server died"), LLMError("server died"))
+    v = judge.support(["p"], "c")
+    assert v.supported is None and "server died" in v.error
+
+
+def test_errors_count_as_unsupported_in_faithfulness():
+    judge, _ = judge_with({"supported": True}, "{", "{")
+    r = score_faithfulness("First claim. Second claim.", ["p"], judge)
+    assert r.n_supported == 1 and r.n_errors == 1 and r.score == 0.5
+
+
+def test_verdicts_are_cached():
+    judge, llm = judge_with({"supported": True})
+    assert judge.support(["p"], "c").supported is True
+    assert judge.support(["p"], "c").supported is True
+    assert len(llm.calls) == 1
+
+
+def test_correctness_verdict():
+    judge, llm = judge_with({"correct": True})
+    assert judge.correct("q?", "gold", "answer").supported is True
+    assert "gold" in llm.calls[0]["messages"][1]["content"]
+
+
+def test_judge_check_pairs_and_agreement():
+    items = [QAItem(id="a", question="qa", answer="ans a", arxiv_id="1", evidence=("ev a",)),
+             QAItem(id="b", question="qb", answer="ans b", arxiv_id="2", evidence=("ev b",)),
+             QAItem(id="u", question="qu", kind="unanswerable")]
+    pairs = check_pairs(items, ["support"])
+    assert [(t, i.id, o.id, truth) for t, i, o, truth in pairs] == [
+        ("support", "a", "a", True), ("support", "a", "b", False),
+        ("support", "b", "b", True), ("support", "b", "a", False)]
+    # The judge says yes to everything: right on positives, wrong on negatives.
+    judge, _ = judge_with(*[{"supported": True}] * 4)
+    result = run_judge_check(items, judge, tasks=["support"])
+    a = result.tasks["support"]
+    assert a.n == 4 and a.agreement == 0.5 and a.true_positive_rate == 1.0 and a.true_negative_rate == 0.0
+    assert result.agreement == 0.5
+
+
+def test_every_judge_prompt_renders():
+    from assistant.prompts import load_prompt
+
+    assert load_prompt("judge_support_user", Path(PROMPTS)).render(passages="[1] x", claim="y")
+    assert load_prompt("judge_correct_user", Path(PROMPTS)).render(question="q", gold="g", answer="a")
+    assert load_prompt("judge_support_system", Path(PROMPTS)).render()
+    assert load_prompt("judge_correct_system", Path(PROMPTS)).render()

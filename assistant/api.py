@@ -90,11 +90,22 @@ class Assistant:
 
     # --- answering
     def ask_stream(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
-                   progress: Progress = _quiet) -> Iterator[AskEvent]:
-        """Typed events as the answer is made: search, passages, tokens, then the final answer."""
+                   progress: Progress = _quiet, *, agentic: bool | None = None,
+                   hyde: bool | None = None) -> Iterator[AskEvent]:
+        """Typed events as the answer is made: search, passages, tokens, then the final answer.
+
+        agentic / hyde override settings.agentic / settings.hyde for this call.
+        """
         from assistant.answer import clean_question, stream_answer
 
         question = clean_question(question)
+        hyde = self.settings.hyde if hyde is None else hyde
+        if self.settings.agentic if agentic is None else agentic:
+            from assistant.engine import Engine
+
+            engine = Engine(self.retriever, self.llm(progress), self.settings, self.embedder)
+            yield from engine.stream(question, papers, mode, hyde)
+            return
         mode = mode or self.settings.retrieval_mode
         timings: dict[str, float] = {}
         yield AskEvent(kind="search", text=f"searching ({mode})")
@@ -106,7 +117,17 @@ class Assistant:
             yield AskEvent(kind="answer", answer=abstention(question, [], "empty index", settings={}, model="",
                                                              timings={}, queries=(question,)))
             return
-        hits = self.retriever.search(question, mode, self.settings.top_k, papers)
+        vectors = []
+        if hyde:  # HyDE: a hypothetical answer passage is searched beside the question (assistant/hyde.py)
+            from assistant.hyde import hyde as write_hyde
+
+            yield AskEvent(kind="status", text="writing a hypothetical passage (HyDE)")
+            made = write_hyde(question, self.llm(progress), self.embedder, self.settings)
+            vectors, timings["hyde_s"] = made.vectors, made.seconds
+            if made.error:
+                yield AskEvent(kind="error", text=f"HyDE skipped: {made.error}")
+            start = time.perf_counter()
+        hits = self.retriever.search(question, mode, self.settings.top_k, papers, vectors)
         # The relevance gate uses dense cosine whatever the mode: its scale is comparable across questions.
         top = self.library.dense.search(question, 1, papers)
         relevance = top[0][1] if top else 0.0
@@ -116,10 +137,10 @@ class Assistant:
         yield from stream_answer(question, hits, llm, self.settings, relevance, queries=(question,), timings=timings)
 
     def ask(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
-            progress: Progress = _quiet) -> Answer:
+            progress: Progress = _quiet, *, agentic: bool | None = None, hyde: bool | None = None) -> Answer:
         start = time.perf_counter()
         answer = None
-        for event in self.ask_stream(question, papers, mode, progress):
+        for event in self.ask_stream(question, papers, mode, progress, agentic=agentic, hyde=hyde):
             if event.kind == "answer":
                 answer = event.answer
         assert answer is not None
@@ -137,8 +158,8 @@ class Assistant:
     async def aask(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None) -> Answer:
         return await asyncio.to_thread(self.ask, question, papers, mode)
 
-    async def aask_stream(self, question: str, papers: Sequence[str] | None = None,
-                          mode: str | None = None) -> AsyncIterator[AskEvent]:
+    async def aask_stream(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
+                          *, agentic: bool | None = None, hyde: bool | None = None) -> AsyncIterator[AskEvent]:
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         done = object()
@@ -151,7 +172,8 @@ class Assistant:
 
         def produce() -> None:
             stream = self.ask_stream(question, papers, mode,
-                                     progress=lambda e: put(AskEvent(kind="status", text=e.message)))
+                                     progress=lambda e: put(AskEvent(kind="status", text=e.message)),
+                                     agentic=agentic, hyde=hyde)
             try:
                 for event in stream:
                     if stop.is_set():

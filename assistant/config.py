@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     hyde: bool = Field(default=False, description="Also search with a hypothetical answer passage written by the model")
     agentic: bool = Field(default=False, description="Use the planning/verifying engine instead of a single retrieve-answer pass")
     max_rounds: int = Field(default=2, description="Retrieval rounds the agent may take per sub-query")
+    max_subqueries: int = Field(default=3, description="Most sub-queries the agent's plan may search (the question counts as one)")
+    agent_token_budget: int = Field(default=12000, description="Rough cap on prompt+reply tokens of the agent's decision calls; past it no new rounds start")
+    unsupported: Literal["remove", "mark"] = Field(default="remove", description="What verification does with an answer sentence its passages do not support")
     fusion_weights: dict[str, float] = Field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0, "colbert": 1.0}, description="Reciprocal-rank-fusion weights per retriever in hybrid mode")
 
     # --- the LLM

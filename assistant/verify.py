@@ -1,0 +1,198 @@
+"""Check every sentence of an answer against the passages it cites; drop or mark what they do not support.
+
+Code first, model second (FACTS.md: the 0.5B judge says "supported" to false sentences, and both
+models copy passages nearly word for word): a sentence whose words and numbers are plainly in a
+passage it cites is supported without a model call; a sentence plainly in a passage it does not
+cite gets that citation instead; only the rest goes to the model as a JSON-schema verdict, and even
+then a "supported" needs the sentence's numbers to be in the passage and some of its words.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from pydantic import BaseModel
+
+from assistant.cite import MARKER, _citation, content_words, markers_in, overlap, split_sentences
+from assistant.config import Settings
+from assistant.engine_steps import Budget, ask_json, format_passages, sanitize_passage, schema_of
+from assistant.llm_protocol import LLM, Message
+from assistant.prompts import load_prompt
+from assistant.types import Citation, Hit, Verdict
+
+STRONG_OVERLAP = 0.6   # share of a sentence's content words found in a passage: supported without asking
+WEAK_OVERLAP = 0.25    # below this a model's "supported" is not believed
+MAX_CHECKS = 8         # model calls per answer; later sentences are left unchecked (supported=None)
+CONCURRENCY = 4
+VERIFY_MAX_TOKENS = 40
+UNSUPPORTED_MARK = "[unsupported]"
+COVERAGE = re.compile(
+    r"(do(es)?|did) not (answer|say|report|mention|give|state|cover|provide|specify)|no (information|mention)"
+    r"|not (enough|sufficient) information|the (indexed )?papers do not", re.IGNORECASE)
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+class VerifyReply(BaseModel):
+    passage: int = 0
+    supported: bool = False
+
+
+VERIFY_SCHEMA = schema_of(VerifyReply, "verify")
+
+
+@dataclass
+class Checked:
+    sentence: str                 # without markers
+    cited: list[int]              # passage numbers (1-based into the answer's passages) after checking
+    supported: bool | None
+    note: str = ""
+
+
+@dataclass
+class Verification:
+    text: str
+    citations: list[Citation]
+    verdicts: list[Verdict]
+    removed: list[str] = field(default_factory=list)
+    checks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def n_supported(self) -> int:
+        return sum(v.supported is True for v in self.verdicts)
+
+
+def numbers_in(text: str) -> set[str]:
+    """Numbers worth checking: two or more digits, or with a decimal part; commas and points dropped."""
+    out = set()
+    for m in NUMBER.findall(MARKER.sub("", text)):
+        digits = re.sub(r"[.,]", "", m)
+        if len(digits) >= 2:
+            out.add(digits)
+    return out
+
+
+def numbers_ok(sentence: str, passage: str) -> bool:
+    """Every number of the sentence appears in the passage (pypdf drops some decimal points: compare digits)."""
+    have = {re.sub(r"[.,]", "", m) for m in NUMBER.findall(passage)}
+    return numbers_in(sentence) <= have
+
+
+def passage_text(hit: Hit) -> str:
+    return sanitize_passage(hit.chunk.text)[0]
+
+
+def verify_messages(sentence: str, candidates: Sequence[Hit], settings: Settings) -> list[Message]:
+    system = load_prompt("verify_system", settings.prompts_dir).render()
+    user = load_prompt("verify", settings.prompts_dir).render(passages=format_passages(candidates, settings),
+                                                             sentence=sentence)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def precheck(sentence: str, cited: list[int], hits: Sequence[Hit]) -> Checked | None:
+    """A verdict from code alone when the evidence is plain; None when the model must be asked."""
+    if COVERAGE.search(sentence):
+        return Checked(sentence, cited, None, "a statement about what the papers cover")
+    if len(content_words(sentence)) < 3:
+        return Checked(sentence, cited, None, "too short to check")
+    scored = sorted(((overlap(sentence, passage_text(hits[n - 1])), n) for n in cited), reverse=True)
+    if scored and scored[0][0] >= STRONG_OVERLAP and numbers_ok(sentence, passage_text(hits[scored[0][1] - 1])):
+        return Checked(sentence, cited, True, f"words found in [{scored[0][1]}] ({scored[0][0]:.2f})")
+    others = sorted(((overlap(sentence, passage_text(h)), i + 1) for i, h in enumerate(hits) if i + 1 not in cited),
+                    reverse=True)
+    if others and others[0][0] >= STRONG_OVERLAP and numbers_ok(sentence, passage_text(hits[others[0][1] - 1])):
+        n = others[0][1]
+        was = "".join(f"[{c}]" for c in cited) or "no citation"
+        return Checked(sentence, [n], True, f"citation {was} replaced by [{n}] ({others[0][0]:.2f})")
+    return None
+
+
+def candidates_for(sentence: str, cited: list[int], hits: Sequence[Hit], extra: int = 2) -> list[int]:
+    """The cited passages plus the best-overlapping others, so a wrong citation can be replaced."""
+    others = sorted((i + 1 for i in range(len(hits)) if i + 1 not in cited),
+                    key=lambda n: overlap(sentence, passage_text(hits[n - 1])), reverse=True)
+    return [*cited[:3], *others[:extra]]
+
+
+async def check_with_model(sentence: str, cited: list[int], hits: Sequence[Hit], llm: LLM, settings: Settings,
+                           budget: Budget | None) -> Checked:
+    cands = candidates_for(sentence, cited, hits)
+    result = await ask_json(llm, verify_messages(sentence, [hits[n - 1] for n in cands], settings), VerifyReply,
+                            VERIFY_SCHEMA, max_tokens=VERIFY_MAX_TOKENS, budget=budget, name="verify")
+    reply = result.value
+    if reply is None:
+        return Checked(sentence, cited, None, f"not checked: {result.error}")
+    if not reply.supported or not 1 <= reply.passage <= len(cands):
+        return Checked(sentence, cited, False, "the model found no passage that states it")
+    n = cands[reply.passage - 1]
+    text = passage_text(hits[n - 1])
+    if overlap(sentence, text) < WEAK_OVERLAP:
+        return Checked(sentence, cited, False, f"the model said [{n}] supports it, but they share few words")
+    if not numbers_ok(sentence, text):
+        return Checked(sentence, cited, False, f"numbers not found in [{n}]")
+    if n in cited:
+        return Checked(sentence, cited, True, f"the model found it in [{n}]")
+    was = "".join(f"[{c}]" for c in cited) or "no citation"
+    return Checked(sentence, [n], True, f"citation {was} replaced by [{n}] (model)")
+
+
+async def averify(text: str, hits: Sequence[Hit], llm: LLM, settings: Settings, budget: Budget | None = None,
+                  on_verdict=None) -> Verification:
+    """Verify an answer whose [n] markers point into `hits`; rebuild its text and citations from the verdicts."""
+    start = time.perf_counter()
+    parsed: list[tuple[str, list[int]]] = []
+    for sentence in split_sentences(text):
+        cited = [n for n in dict.fromkeys(markers_in(sentence)) if 1 <= n <= len(hits)]
+        bare = re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", sentence)).strip()
+        if bare:
+            parsed.append((bare, cited))
+    checked: list[Checked | None] = [precheck(s, c, hits) if hits else Checked(s, c, None, "no passages")
+                                     for s, c in parsed]
+    todo = [i for i, c in enumerate(checked) if c is None]
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(i: int) -> None:
+        sentence, cited = parsed[i]
+        if todo.index(i) >= MAX_CHECKS:
+            checked[i] = Checked(sentence, cited, None, "not checked: too many sentences")
+        else:
+            async with sem:
+                checked[i] = await check_with_model(sentence, cited, hits, llm, settings, budget)
+        if on_verdict is not None:
+            on_verdict(checked[i])
+
+    for i, c in enumerate(checked):
+        if c is not None and on_verdict is not None:
+            on_verdict(c)
+    await asyncio.gather(*(one(i) for i in todo))
+    return rebuild([c for c in checked if c is not None], hits, settings, len(todo), time.perf_counter() - start)
+
+
+def rebuild(checked: Sequence[Checked], hits: Sequence[Hit], settings: Settings, checks: int,
+            seconds: float) -> Verification:
+    out, removed, verdicts = [], [], []
+    cited_first: dict[int, str] = {}
+    for c in checked:
+        verdicts.append(Verdict(sentence=c.sentence, citations=tuple(c.cited), supported=c.supported, note=c.note))
+        if c.supported is False and settings.unsupported == "remove":
+            removed.append(c.sentence)
+            continue
+        markers = [] if c.supported is False else c.cited
+        for n in markers:
+            cited_first.setdefault(n, c.sentence)
+        out.append(_with_markers(c.sentence, markers, mark=c.supported is False))
+    citations = [_citation(n, hits[n - 1], s) for n, s in sorted(cited_first.items())]
+    return Verification(" ".join(out), citations, verdicts, removed, checks, round(seconds, 3))
+
+
+def _with_markers(sentence: str, markers: Sequence[int], mark: bool = False) -> str:
+    tail = "".join(f"[{n}]" for n in markers) + (f" {UNSUPPORTED_MARK}" if mark else "")
+    if not tail:
+        return sentence
+    tail = tail.strip()
+    if sentence[-1:] in ".!?":
+        return f"{sentence[:-1]} {tail}{sentence[-1]}"
+    return f"{sentence} {tail}"

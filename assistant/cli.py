@@ -103,18 +103,20 @@ def search(ctx: typer.Context, query: str, k: int = typer.Option(10, "-k", help=
 def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(None, help="Retrieval mode"),
         paper: list[str] = typer.Option([], help="Restrict to these arXiv ids"),
         as_json: bool = typer.Option(False, "--json", help="Print the whole Answer (passages, scores, timings) as JSON"),
-        markdown: Optional[Path] = typer.Option(None, help="Also write the answer as Markdown with references and BibTeX")) -> None:
+        markdown: Optional[Path] = typer.Option(None, help="Also write the answer as Markdown with references and BibTeX"),
+        agentic: Optional[bool] = typer.Option(None, "--agentic/--single-shot", help="Plan, re-retrieve and verify (settings.agentic)"),
+        hyde: Optional[bool] = typer.Option(None, "--hyde/--no-hyde", help="Also search with a hypothetical answer passage (settings.hyde)")) -> None:
     """Answer a question from the indexed papers, with citations to paper, section and page."""
     from assistant.llm_protocol import LLMError
 
-    a = _assistant(ctx)
+    a = _assistant(ctx, agentic=agentic, hyde=hyde)
     answer = None
     streaming = not as_json and sys.stdout.isatty()
     try:
         with console.status("searching...") as status:
             for event in a.ask_stream(question, papers=paper or None, mode=mode,
                                       progress=lambda e: status.update(e.message)):
-                if event.kind in ("search", "status", "passages"):
+                if event.kind in ("plan", "search", "status", "passages", "verify"):
                     status.update(event.text)
                 elif event.kind == "token" and streaming:
                     status.stop()

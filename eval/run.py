@@ -180,6 +180,34 @@ class MeteredLLM:
             self.completion_tokens += 1
             yield piece
 
+    async def acomplete(self, messages, **kwargs) -> str:
+        import asyncio
+
+        if not hasattr(self.inner, "achat") and not hasattr(self.inner, "acomplete"):
+            return await asyncio.to_thread(self.complete, messages, **kwargs)
+        self._count_prompt(messages)
+        if hasattr(self.inner, "achat"):
+            reply = await self.inner.achat(messages, **kwargs)
+            self.prompt_tokens += reply.prompt_tokens
+            self.completion_tokens += reply.completion_tokens
+            return reply.text
+        text = await self.inner.acomplete(messages, **kwargs)
+        self.exact = False
+        self.completion_tokens += max(1, len(text) // 4)
+        return text
+
+    async def astream(self, messages, **kwargs):
+        self._count_prompt(messages)
+        self.exact = False
+        if hasattr(self.inner, "astream"):
+            async for piece in self.inner.astream(messages, **kwargs):
+                self.completion_tokens += 1
+                yield piece
+            return
+        for piece in self.inner.stream(messages, **kwargs):  # a sync-only backend: rare, and only in tests
+            self.completion_tokens += 1
+            yield piece
+
     def complete_json(self, messages, schema, *, retries: int = 1, **kwargs) -> dict[str, Any]:
         from assistant.llm_protocol import LLMError
 
@@ -194,7 +222,7 @@ class MeteredLLM:
                 return value
         raise LLMError(f"the model returned malformed JSON {retries + 1} times; last reply: {text[:300]!r}")
 
-    def __getattr__(self, name: str):  # async twins and anything else pass through unmetered
+    def __getattr__(self, name: str):  # anything else passes through unmetered
         return getattr(self.inner, name)
 
 

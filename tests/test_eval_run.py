@@ -181,3 +181,24 @@ def test_three_question_end_to_end(request, tmp_path, mini_library_home, embedde
     assert paths["quality"].exists()
     lines = (run.out_dir / RESULTS).read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["output"]["passages"]
+
+
+def test_metered_llm_counts_sync_and_async():
+    import asyncio
+
+    from assistant.llm import ScriptedLLM
+    from eval.run import MeteredLLM
+
+    m = MeteredLLM(ScriptedLLM(["one two three", {"ok": True}, "four five"]))
+    assert "".join(m.stream([{"role": "user", "content": "hi"}])) == "one two three"
+    assert m.complete_json([{"role": "user", "content": "x"}], {"type": "object"}) == {"ok": True}
+
+    async def collect():
+        return [p async for p in m.astream([{"role": "user", "content": "yo"}])]
+
+    assert "".join(asyncio.run(collect())) == "four five"
+    snap = m.snapshot()
+    assert snap["llm_calls"] == 3 and snap["completion_tokens"] >= 5 and snap["prompt_chars"] == 5
+    assert snap["exact"] is False
+    m.reset()
+    assert m.snapshot()["llm_calls"] == 0

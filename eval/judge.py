@@ -27,6 +27,7 @@ CORRECT_SCHEMA: dict[str, Any] = {
 PROMPTS = ("judge_support_system", "judge_support_user", "judge_correct_system", "judge_correct_user")
 # Passages longer than this (characters, all together) are cut: the judge's context is small.
 MAX_PASSAGE_CHARS = 7000
+CHARS_PER_TOKEN = 3.2  # conservative for scientific English with numbers (Qwen tokenizer)
 
 
 class JudgeVerdict(BaseModel):
@@ -53,12 +54,14 @@ def parse_verdict(raw: str, key: str) -> bool:
 
 
 class Judge:
-    def __init__(self, llm: LLM, prompts_dir: Path, *, retries: int = 1, workers: int = 2, max_tokens: int = 16):
+    def __init__(self, llm: LLM, prompts_dir: Path, *, retries: int = 1, workers: int = 2, max_tokens: int = 16,
+                 max_passage_chars: int = MAX_PASSAGE_CHARS):
         self.llm = llm
         self.prompts_dir = Path(prompts_dir)
         self.retries = retries
         self.workers = workers
         self.max_tokens = max_tokens
+        self.max_passage_chars = max_passage_chars
         self._cache: dict[tuple, JudgeVerdict] = {}
         self._lock = threading.Lock()
         self.calls = 0
@@ -69,11 +72,13 @@ class Judge:
         return getattr(self.llm, "model", "")
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.model, "prompts": list(PROMPTS), "temperature": 0.0, "retries": self.retries}
+        return {"model": self.model, "prompts": list(PROMPTS), "temperature": 0.0, "retries": self.retries,
+                "max_passage_chars": self.max_passage_chars}
 
     # --- verdicts
     def support(self, passages: Sequence[str], claim: str) -> JudgeVerdict:
-        body = format_passages(passages)
+        passages = fit_passages(passages, claim, self.max_passage_chars)
+        body = format_passages(passages, self.max_passage_chars)
         messages = [
             {"role": "system", "content": load_prompt("judge_support_system", self.prompts_dir).render()},
             {"role": "user", "content": load_prompt("judge_support_user", self.prompts_dir).render(
@@ -116,6 +121,17 @@ class Judge:
         return verdict
 
 
+def fit_passages(passages: Sequence[str], claim: str, limit: int) -> list[str]:
+    """All passages in order when they fit; else the ones sharing most words with the claim first,
+    so that what gets cut is what is least likely to support it."""
+    passages = list(passages)
+    if sum(len(" ".join(p.split())) for p in passages) <= limit:
+        return passages
+    from assistant.cite import overlap
+
+    return sorted(passages, key=lambda p: -overlap(claim, p))
+
+
 def format_passages(passages: Sequence[str], limit: int = MAX_PASSAGE_CHARS) -> str:
     parts, used = [], 0
     for i, text in enumerate(passages, start=1):
@@ -135,7 +151,10 @@ def make_judge(settings, url: str | None = None, model: str | None = None, worke
 
     update = {k: v for k, v in {"llm_base_url": url, "llm_model": model}.items() if v}
     judge_settings = settings.model_copy(update=update) if update else settings
-    return Judge(make_llm(judge_settings), settings.prompts_dir, workers=workers)
+    # Leave room for the instructions, the claim and the verdict within the server's context.
+    room = int((judge_settings.vllm_max_model_len - 400) * CHARS_PER_TOKEN)
+    return Judge(make_llm(judge_settings), settings.prompts_dir, workers=workers,
+                 max_passage_chars=max(2000, min(room, 4 * MAX_PASSAGE_CHARS)))
 
 
 # --------------------------------------------------------------------------- judge-check: the judge's own accuracy

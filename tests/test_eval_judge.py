@@ -88,3 +88,12 @@ def test_every_judge_prompt_renders():
     assert load_prompt("judge_correct_user", Path(PROMPTS)).render(question="q", gold="g", answer="a")
     assert load_prompt("judge_support_system", Path(PROMPTS)).render()
     assert load_prompt("judge_correct_system", Path(PROMPTS)).render()
+
+
+def test_passages_over_the_context_budget_keep_the_relevant_one():
+    llm = ScriptedLLM([{"supported": True}])
+    judge = Judge(llm, PROMPTS, workers=1, max_passage_chars=120)
+    filler = ["Unrelated text about something else entirely. " * 2] * 3
+    judge.support(filler + ["Dropout of 0.1 is applied to every sub-layer."], "Dropout 0.1 is applied to sub-layers.")
+    sent = llm.calls[0]["messages"][1]["content"]
+    assert "Dropout of 0.1" in sent and len(sent) < 600

@@ -107,3 +107,50 @@ def llm(vllm_url):
     from assistant.llm import OpenAICompatibleLLM
 
     return OpenAICompatibleLLM(vllm_url, SMALL_MODEL, timeout_s=120.0)
+
+
+# --- real chunks of small papers, for the BM25 / ColBERT index tests (no index, no embedder)
+INDEX_TEST_IDS = ("1910.01108", "2305.13245", "2310.06825", "1707.06347")  # DistilBERT, GQA, Mistral 7B, PPO
+
+
+def _chunks_of(arxiv_id: str):
+    """Chunks of one real paper: ingest's parser and chunker when they import, else plain
+    200-token windows (40 overlap) of pypdf page text."""
+    try:
+        from ingest.chunk import HFTokenizer, chunk_paper
+        from ingest.parse import parse_pdf
+    except ImportError:
+        return _window_chunks(arxiv_id)
+    return chunk_paper(parse_pdf(PAPERS / f"{arxiv_id}.pdf", arxiv_id), HFTokenizer())
+
+
+def _window_chunks(arxiv_id: str, size: int = 200, overlap: int = 40):
+    from pypdf import PdfReader
+    from transformers import AutoTokenizer
+
+    from assistant.types import Chunk
+    from indexes.embedder import resolve_model_path
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
+    starts, text = [], ""
+    for page in PdfReader(str(PAPERS / f"{arxiv_id}.pdf")).pages:
+        starts.append(len(text))
+        text += (page.extract_text() or "") + "\n"
+    spans = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+    page_of = lambda off: sum(1 for s in starts if s <= off)  # noqa: E731
+    chunks = []
+    for i in range(0, len(spans), size - overlap):
+        window = spans[i:i + size]
+        a, b = window[0][0], window[-1][1]
+        ps, pe = page_of(a), page_of(max(a, b - 1))
+        chunks.append(Chunk(id=Chunk.make_id(arxiv_id, None, ps, pe, a), arxiv_id=arxiv_id, page_start=ps,
+                            page_end=pe, char_start=a, char_end=b, text=text[a:b], n_tokens=len(window)))
+        if i + size >= len(spans):
+            break
+    return chunks
+
+
+@pytest.fixture(scope="session")
+def paper_chunks():
+    """{arxiv_id: [Chunk, ...]} for INDEX_TEST_IDS (four small real papers, ~160 chunks)."""
+    return {arxiv_id: _chunks_of(arxiv_id) for arxiv_id in INDEX_TEST_IDS}

@@ -98,7 +98,8 @@ class Fetcher:
         if paper is not None:
             return paper
         if self.settings.offline:
-            raise FetchError(ref.arxiv_id, "not in the mirror or cache, and offline")
+            problem = self._mirror_problem(ref)
+            raise FetchError(ref.arxiv_id, problem or "not in the mirror or cache, and offline")
         return self._from_network(ref)
 
     def close(self) -> None:
@@ -116,6 +117,14 @@ class Fetcher:
                 self._manifest = {e["arxiv_id"]: e for e in entries if isinstance(e, dict) and "arxiv_id" in e}
         return self._manifest
 
+    def _mirror_problem(self, ref: ArxivRef) -> str | None:
+        """Why a PDF present in the mirror was not used, so the user learns the real cause."""
+        pdf = self.settings.mirror / f"{ref.file_stem}.pdf" if self.settings.mirror else None
+        if pdf is None or not pdf.is_file():
+            return None
+        problem = check_pdf(pdf)
+        return f"mirror copy {pdf.name} is unusable: {problem}" if problem else None
+
     def _from_mirror(self, ref: ArxivRef) -> Paper | None:
         if self.settings.mirror is None:
             return None
@@ -124,8 +133,10 @@ class Fetcher:
             return None
         meta = self._mirror_manifest().get(ref.arxiv_id, {})
         version = _version_number(str(meta.get("arxiv_version") or ""))
-        if ref.version is not None and version != ref.version:
-            return None  # the mirror holds another (or an unknown) version than the one asked for
+        if ref.version is not None and version is not None and version != ref.version:
+            return None  # the mirror holds another version than the one asked for
+        if version is None:
+            version = ref.version  # a mirror without versions serves the one asked for
         if check_pdf(pdf) is not None:
             return None  # a broken mirror copy should not hide a good cached or remote one
         return Paper(

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import httpx
 
 from assistant.config import Settings
-from assistant.llm_protocol import LLM, LLMError, Message
+from assistant.llm_protocol import LLMError, Message
 
 __all__ = ["Completion", "OpenAICompatibleLLM", "ScriptedLLM", "make_llm", "LLMError"]
 
@@ -281,7 +281,7 @@ class ScriptedLLM:
         return self.complete_json(messages, schema, **kwargs)
 
 
-def make_llm(settings: Settings, progress: Callable[[str], None] | None = None) -> LLM:
+def make_llm(settings: Settings, progress: Callable[[str], None] | None = None) -> OpenAICompatibleLLM:
     """The configured LLM: `llm_base_url` if set, else the managed local vLLM server (started if needed)."""
     if settings.llm_base_url:
         return OpenAICompatibleLLM.from_settings(settings)

@@ -5,6 +5,7 @@ it; `home/vllm.pid` records it and `home/logs/vllm.log` holds its output.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -67,6 +68,15 @@ class VLLMServer:
         say = progress or (lambda _msg: None)
         if self.is_healthy():
             return self._check_reusable()
+        self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.pid_path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter per home; a second caller waits, then reuses
+            if self.is_healthy():
+                return self._check_reusable()
+            self._start_or_join(say)
+        return self._check_reusable()
+
+    def _start_or_join(self, say: Progress) -> None:
         pid = self.pid()
         if pid is None:
             if _port_open(self.port):
@@ -76,7 +86,6 @@ class VLLMServer:
         else:
             say(f"vLLM (pid {pid}) is already starting; waiting for it")
         self._wait_ready(say)
-        return self._check_reusable()
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the server this home started (the whole process group). True if one was running."""

@@ -148,8 +148,10 @@ class AgentWorkflow(Workflow):
         if mostly_english(st.question):
             st.relevance = await asyncio.to_thread(self.tools.relevance, st.question, st.papers)
             if st.relevance < self.settings.min_relevance:
+                hits = await asyncio.to_thread(self.tools.search, st.question, st.mode, self.settings.top_k, st.papers)
+                st.tracks = [Track(st.question, [(st.question, hits, None)])]
                 return StopEvent(result=self.abstain(
-                    f"best passage relevance {st.relevance:.2f} < {self.settings.min_relevance}", []))
+                    f"best passage relevance {st.relevance:.2f} < {self.settings.min_relevance}", hits))
         self.emit(ctx, "plan", "planning")
         t0 = time.perf_counter()
         jobs = [make_plan(st.question, self.llm, self.settings, st.budget, self.tools)]

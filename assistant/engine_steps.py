@@ -119,6 +119,8 @@ def parse_json_reply(text: str, model: type[T]) -> T | None:
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
         candidates.append(text[start:end + 1])
+    if start >= 0:  # cut off by max_tokens (small models ramble inside a string): close it and keep what is there
+        candidates += [text[start:].rstrip().rstrip(",") + tail for tail in ('"}', '"]}', "]}", "}")]
     for candidate in candidates:
         try:
             return model.model_validate(json.loads(candidate))

@@ -508,3 +508,11 @@ def test_async_twin_streams_engine_events(tmp_path):
 
     events = asyncio.run(collect())
     assert events[0].kind in ("plan", "status") and events[-1].kind == "answer"
+
+
+def test_a_reply_cut_off_by_max_tokens_is_closed_and_used(lib):
+    cut = '{"relevant_passages": [2, 1], "enough": true, "missing": "nothing, the passages say that the grou'
+    llm = RoutedLLM(plan=[plan_reply()], judge_evidence=[cut], **answer_copying(1))
+    _, ans = events_of(lib(llm), QUESTION)
+    assert llm.kinds().count("judge_evidence") == 1
+    assert ans.settings["rounds"][0]["judgement"]["relevant"] == [2, 1]

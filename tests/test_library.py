@@ -18,7 +18,7 @@ ROBERTA, GQA = SMALL_IDS
 
 def test_ingest_search_reingest_remove(settings_for, mini_mirror, embedder):
     a = Assistant(settings_for(mini_mirror), embedder=embedder)
-    results = a.ingest([ROBERTA, f"https://arxiv.org/abs/{GQA}v1", "../../etc/passwd", "2401.99999"])
+    results = a.ingest([ROBERTA, f"https://arxiv.org/abs/{GQA}v3", "../../etc/passwd", "2401.99999"])
     by_id = {r.arxiv_id: r for r in results}
     assert by_id[ROBERTA].status == PaperStatus.ok and by_id[ROBERTA].n_chunks > 20
     assert by_id[GQA].status == PaperStatus.ok

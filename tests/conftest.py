@@ -87,7 +87,7 @@ def vllm_settings(tmp_path_factory):
 
     return Settings(home=tmp_path_factory.mktemp("vllm-home"), llm_model=SMALL_MODEL,
                     llm_model_path=PROJECT_ROOT / ".models" / SMALL_MODEL, vllm_port=free_port(),
-                    vllm_enforce_eager=True, vllm_max_model_len=2048)
+                    vllm_enforce_eager=True, vllm_max_model_len=4096)
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,8 @@ class Plan:
 
 ENGLISH = frozenset("""the of a an and in to is are was were what how why does do did which for with on by that from
 be this it as at or when who whom between than compared much many there their its can""".split())
+FOREIGN = frozenset("""le la les des du une est dans pour comment pourquoi quel quelle der die das und ist wie warum
+welche ein eine el los las que por para como cómo qué il lo gli della che perché""".split())
 
 
 def mostly_english(text: str) -> bool:
@@ -64,8 +66,8 @@ def mostly_english(text: str) -> bool:
     letters = [c for c in text if c.isalpha()]
     if letters and sum(c.isascii() for c in letters) / len(letters) < 0.9:
         return False
-    words = [w.lower() for w in re.findall(r"[A-Za-z]+", text)]
-    return len(words) < 4 or any(w in ENGLISH for w in words)
+    words = {w.lower() for w in re.findall(r"[A-Za-z]+", text)}
+    return bool(words & ENGLISH) or not words & FOREIGN
 
 
 def plan_messages(question: str, settings: Settings) -> list[Message]:

@@ -77,6 +77,7 @@ class Library:
                 pending = pool.submit(self._prepare, todo[i + 1]) if i + 1 < total else None
                 results.append(self._index_prepared(ref, prepared, progress))
                 progress(ProgressEvent(stage="index", message=ref.arxiv_id, done=i + 1, total=total, item=ref.arxiv_id))
+        self.sync_indexes(progress)
         return results
 
     def _prepare(self, ref) -> tuple[Paper | None, list[Chunk], str, float]:
@@ -139,8 +140,29 @@ class Library:
             self.dense.add_embedded(part, self.embedder.embed([c.text for c in part]))
             done += len(part)
             progress(ProgressEvent(stage="embed", message=arxiv_id, done=done, total=len(chunks), item=arxiv_id))
-        for index in self.extra_indexes.values():
-            index.add(chunks)
+
+    def sync_indexes(self, progress: Progress = _quiet, names: Sequence[str] | None = None) -> dict[str, int]:
+        """Bring secondary indexes (BM25, ColBERT) in line with the store: add what they miss, drop what
+        the store no longer has. One batched add after an ingest is far cheaper for ColBERT than one
+        per paper, and this also repairs an index left behind by a killed process."""
+        changed: dict[str, int] = {}
+        for name, index in self.extra_indexes.items():
+            if names is not None and name not in names:
+                continue
+            wanted = {c.id: c for c in self.store.iter_chunks(level=None)}
+            have = set(index.chunk_ids())
+            gone = sorted(have - wanted.keys())
+            new = [c for cid, c in wanted.items() if cid not in have]
+            if gone:
+                index.remove(gone)
+            if new:
+                progress(ProgressEvent(stage="index", message=f"updating the {name} index with {len(new)} passages"))
+                index.add(new)
+            changed[name] = len(new) + len(gone)
+        return changed
+
+    def in_sync(self, name: str) -> bool:
+        return len(self.extra_indexes[name].chunk_ids()) == self.store.count_chunks(level=None)
 
     def close(self) -> None:
         self.store.close()

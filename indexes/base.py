@@ -28,6 +28,10 @@ class Index(Protocol):
 
     def remove(self, chunk_ids: Sequence[str]) -> None: ...
 
+    def chunk_ids(self) -> list[str]:
+        """Every chunk id the index holds (the library compares them with the store to stay in sync)."""
+        ...
+
     def search(self, query: str, k: int, arxiv_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, score) pairs, best first; arxiv_ids scopes the search to those papers."""
         ...

@@ -95,11 +95,27 @@ def vllm_url(vllm_settings):
     """Base URL (http://127.0.0.1:PORT/v1) of a real vLLM server; stopped when the session ends."""
     from assistant.server import VLLMServer
 
+    shared = _shared_dev_server()
+    if shared:  # a developer's already-running server of the same model: no second 6 GiB process
+        yield shared
+        return
     server = VLLMServer(vllm_settings)
     try:
         yield server.ensure_running(progress=print)
     finally:
         server.stop()
+
+
+def _shared_dev_server() -> str | None:
+    """PAPER_ASSISTANT_TEST_LLM_URL (default http://127.0.0.1:8800/v1) when it serves the small model."""
+    import httpx
+
+    url = os.environ.get("PAPER_ASSISTANT_TEST_LLM_URL", "http://127.0.0.1:8800/v1")
+    try:
+        served = [m["id"] for m in httpx.get(f"{url}/models", timeout=2).json()["data"]]
+    except Exception:
+        return None
+    return url if SMALL_MODEL in served else None
 
 
 @pytest.fixture

@@ -74,7 +74,12 @@ class Assistant:
         return self.library.papers()
 
     def remove(self, arxiv_id: str) -> bool:
-        return self.library.remove(arxiv_id)
+        removed = self.library.remove(arxiv_id)
+        if removed:  # summary-tree bookkeeping: topic summaries that used the paper go stale
+            from indexes.raptor import forget_paper
+
+            forget_paper(self.library, arxiv_id)
+        return removed
 
     def neighbours(self, chunk_id: str, before: int = 1, after: int = 1):
         return self.library.store.neighbours(chunk_id, before, after)
@@ -197,6 +202,25 @@ class Assistant:
             await task
         finally:
             stop.set()
+
+    # --- RAPTOR summary tree and writers' drafts (indexes/raptor.py, assistant/summarize.py)
+    def build_tree(self, papers: Sequence[str] | None = None, progress: Progress = _quiet, **config):
+        """Build missing/outdated paper trees and the topic level; resumable. Returns a BuildReport."""
+        from indexes.raptor import RaptorTree, TreeConfig
+
+        llm = self.llm(progress)
+        tree = RaptorTree(self.library, llm, TreeConfig.from_settings(self.settings, llm, **config))
+        try:
+            return tree.build(papers, progress)
+        finally:
+            tree.close()
+
+    def summarize(self, papers: Sequence[str] | None = None, topic: str | None = None, length: str | int = "medium",
+                  style: str = "summary", progress: Progress = _quiet):
+        """A cited Markdown draft (summarize.Draft) of papers or a topic, from the tree where it exists."""
+        from assistant.summarize import summarize
+
+        return summarize(self, papers=papers, topic=topic, length=length, style=style, progress=progress)
 
     def close(self) -> None:
         if self._library is not None:

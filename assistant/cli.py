@@ -17,6 +17,10 @@ app.add_typer(server_app, name="server")
 from assistant.cli_eval import eval_app  # noqa: E402
 
 app.add_typer(eval_app, name="eval")
+from assistant.cli_raptor import raptor_app, summarize_command  # noqa: E402
+
+app.add_typer(raptor_app, name="raptor")
+app.command("summarize")(summarize_command)
 console = Console(stderr=True)
 out = Console()
 

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     unsupported: Literal["remove", "mark"] = Field(default="remove", description="What verification does with an answer sentence its passages do not support")
     fusion_weights: dict[str, float] = Field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0, "colbert": 1.0}, description="Reciprocal-rank-fusion weights per retriever in hybrid mode")
 
+    # --- RAPTOR summary tree (indexes/raptor.py)
+    collapsed_budget_tokens: int = Field(default=2000, description="Token budget that collapsed retrieval fills with nodes of every tree level")
+    raptor_summary_tokens: int = Field(default=160, description="Cap on generated tokens per tree summary")
+    raptor_concurrency: int = Field(default=4, description="Tree summaries sent to the LLM server at once (it batches them)")
+    raptor_context_tokens: int | None = Field(default=None, description="LLM context length for tree prompts; None asks the server (/v1/models), else vllm_max_model_len")
+
     # --- the LLM
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; None means the app manages a local vLLM server")
     llm_api_key: str = Field(default="EMPTY", description="API key for the endpoint")

@@ -18,7 +18,8 @@ class Retriever:
         self.library = library
 
     def modes(self) -> list[str]:
-        return ["dense", *self.library.extra_indexes.keys(), *(["hybrid"] if self.library.extra_indexes else [])]
+        return ["dense", *self.library.extra_indexes.keys(), *(["hybrid"] if self.library.extra_indexes else []),
+                "collapsed"]
 
     def rank(self, query: str, mode: str, k: int, papers: Sequence[str] | None = None,
              extra_vectors: Sequence[np.ndarray] = ()) -> list[tuple[str, float]]:
@@ -35,6 +36,11 @@ class Retriever:
             rankings = {"dense": lib.dense.search(query, pool, papers)}
             rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
             ranked = rrf(rankings, lib.settings.fusion_weights, limit=k)
+        elif mode == "collapsed" or mode.startswith("collapsed:"):
+            # RAPTOR collapsed tree: every level in one pool, filled to a token budget; "collapsed:0,1" filters levels.
+            from indexes.raptor import collapsed_search, parse_levels
+
+            ranked = collapsed_search(lib, query, k, papers, levels=parse_levels(mode))
         else:
             raise RetrievalError(f"unknown retrieval mode {mode!r}; available: {', '.join(self.modes())}")
         if extra_vectors:

@@ -142,6 +142,23 @@ def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(No
         markdown.write_text(answer.to_markdown())
 
 
+@app.command()
+def tui(ctx: typer.Context, question: Optional[str] = typer.Option(None, "--question", "-q", help="Ask this as soon as the library is loaded")) -> None:
+    """The terminal UI (ctrl+q quits). Without a terminal (CI, pipes) it prints the cited answer to --question instead."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not question:
+            console.print("[red]no terminal: give --question to print an answer instead[/red]")
+            raise typer.Exit(2)
+        import inspect
+
+        defaults = {name: getattr(p.default, "default", p.default)
+                    for name, p in inspect.signature(ask).parameters.items() if name not in ("ctx", "question")}
+        return ask(ctx, question, **defaults)
+    from assistant.tui import create_app
+
+    create_app(settings=_assistant(ctx).settings, question=question).run()
+
+
 @server_app.command("start")
 def server_start(ctx: typer.Context) -> None:
     """Start (or reuse) the local vLLM server and wait until it is healthy."""

@@ -60,6 +60,8 @@ class TreeConfig(BaseModel):
     context_tokens: int = Field(default=2048, description="The LLM's context length")
     summary_tokens: int = Field(default=160, description="Cap on generated tokens per summary")
     concurrency: int = Field(default=4, description="Summaries in flight at once (the server batches them)")
+    max_input_tokens: int = Field(default=1500, description="Cap on children tokens per summary prompt, whatever the "
+                                  "context: a 0.5B model summarises ~1.5k tokens better than 3k, and prefill stays short")
     reducer: str = Field(default="auto", description="auto (UMAP from 25 points, else PCA) | umap | pca | none")
     seed: int = 0
     topics: bool = Field(default=True, description="Also build the corpus topic level")
@@ -67,7 +69,8 @@ class TreeConfig(BaseModel):
     @property
     def input_budget(self) -> int:
         """Embedding-model tokens of children that fit in one summary prompt."""
-        return max(200, int((self.context_tokens - self.summary_tokens - PROMPT_OVERHEAD_TOKENS) * TOKENIZER_MARGIN))
+        room = int((self.context_tokens - self.summary_tokens - PROMPT_OVERHEAD_TOKENS) * TOKENIZER_MARGIN)
+        return max(64, min(self.max_input_tokens, room))
 
     @classmethod
     def from_settings(cls, settings, llm: Any = None, **overrides: Any) -> "TreeConfig":
@@ -220,6 +223,21 @@ def cut_to_sentence(text: str) -> str:
     """A reply cut off at the token cap, ended at its last full sentence (or kept whole if it has none)."""
     ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
     return text[:ends[-1]].strip() if ends and ends[-1] > len(text) // 3 else text.strip()
+
+
+def cap_reply(text: str, cap_tokens: int) -> str:
+    """A runaway reply made usable: cut where it starts repeating itself, then at ~cap tokens, then at
+    the last full sentence."""
+    words = text.split()
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - 5):
+        gram = tuple(w.lower() for w in words[i:i + 6])
+        if gram in seen:
+            words = words[:i]
+            break
+        seen.add(gram)
+    words = words[:max(10, int(cap_tokens * 0.75))]
+    return cut_to_sentence(" ".join(words))
 
 
 def looks_runaway(text: str) -> bool:
@@ -403,7 +421,7 @@ class RaptorTree:
             else:
                 todo.append((aid, leaves))
         budget = self.config.input_budget
-        self._total = sum(_estimate(leaves, budget) for _, leaves in todo) + (max(1, len(known) // 5) if topics is not False else 0)
+        self._total = sum(_estimate(leaves, budget, self.config.summary_tokens) for _, leaves in todo) + (max(1, len(known) // 5) if topics is not False else 0)
         self._done = 0
         self._progress = progress
         progress(ProgressEvent(stage="build", message=f"{len(todo)} paper trees to build", done=0, total=self._total))
@@ -546,7 +564,7 @@ class RaptorTree:
                 notes.append("retried: " + ("empty reply" if not cleaned else "reply hit the token cap"))
                 continue
             if cleaned:
-                return cut_to_sentence(cleaned), "; ".join(notes + ["capped at the token limit"])
+                return cap_reply(cleaned, cap), "; ".join(notes + ["capped at the token limit"])
         with self._lock:
             self._report.fallbacks += 1
         return _extract(job.children, cap, self.embedder.count_tokens), "; ".join(notes + ["extractive fallback"])
@@ -793,13 +811,14 @@ def _hash_ids(ids: Iterable[str]) -> str:
     return hashlib.sha1("|".join(ids).encode()).hexdigest()
 
 
-def _estimate(leaves: Sequence[Chunk], budget: int) -> int:
+def _estimate(leaves: Sequence[Chunk], budget: int, summary_tokens: int = 160) -> int:
     """Rough count of summaries a paper's tree needs (for the ETA)."""
     tokens = sum(c.n_tokens or 200 for c in leaves)
     n, total = max(1, math.ceil(tokens / (0.8 * budget))), 0
-    while n > 1:
+    shrink = min(0.5, summary_tokens / (0.8 * budget))
+    while n > 1 and total < 100_000:
         total += n
-        n = math.ceil(n * 160 / (0.8 * budget))
+        n = math.ceil(n * shrink)
     return total + 1
 
 

@@ -75,11 +75,14 @@ class PaperAssistantApp(App):
     @work(exclusive=True, group="backend", exit_on_error=False)
     async def start_backend(self) -> None:
         settings = self.settings
-        self.backend = await asyncio.to_thread(self.factory, settings)
-        self._engine_ready.set()
+        backend = await asyncio.to_thread(self.factory, settings)
+        self.backend = backend
         self.post_message(BackendReady())
-        records = await asyncio.to_thread(self.backend.papers)
+        # The first call opens the store and indexes; other calls wait for it (lazy init is not thread-safe).
+        records = await asyncio.to_thread(backend.papers)
+        self._engine_ready.set()
         self.post_message(PapersLoaded(records))
+        self.load_modes()
         if any(r.status == PaperStatus.ok for r in records):
             # Loads the embedding model (5-9 s) now rather than on the first question.
             await self.backend.asearch("warm up", k=1)
@@ -92,7 +95,6 @@ class PaperAssistantApp(App):
 
     def on_backend_ready(self, _: BackendReady) -> None:
         self.main_screen.status("loading", "opening the library…")
-        self.load_modes()
 
     def on_warmed(self, message: Warmed) -> None:
         if not self.asking:

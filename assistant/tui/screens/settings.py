@@ -31,7 +31,7 @@ class SettingsScreen(ModalScreen[dict]):
         with Vertical(classes="dialog wide"):
             yield Static(Content.styled("Settings", "bold"), classes="dialog-title")
             with VerticalScroll(id="settings-fields"):
-                yield Label("Retrieval mode (the ones this library can serve)")
+                yield Label("Retrieval mode (the ones this library serves; collapsed = RAPTOR summary trees)")
                 yield Select([(m, m) for m in self.modes], value=self.settings.retrieval_mode, allow_blank=False,
                              id="retrieval_mode")
                 for key, label in self.toggles:

@@ -88,6 +88,16 @@ class Assistant:
         """Retrieval modes this library can serve (dense plus whatever secondary indexes it keeps)."""
         return self.retriever.modes()
 
+    def tree_status(self):
+        """RAPTOR summary trees: which papers have a current tree (indexes.raptor.TreeStatus); no model needed."""
+        from indexes.raptor import RaptorTree, TreeConfig
+
+        tree = RaptorTree(self.library, llm=None, config=TreeConfig())
+        try:
+            return tree.status()
+        finally:
+            tree.close()
+
     # --- retrieval
     def search(self, query: str, k: int | None = None, mode: str | None = None,
                papers: Sequence[str] | None = None) -> list[Hit]:

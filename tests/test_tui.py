@@ -280,7 +280,7 @@ async def test_settings_saved_to_config_file(settings):
         await pilot.pause()
         from textual.widgets import Select, Switch
 
-        assert [o[0] for o in app.screen.query_one(Select)._options] == ["dense", "bm25", "hybrid"]
+        assert [o[0] for o in app.screen.query_one(Select)._options] == ["dense", "bm25", "hybrid", "collapsed"]
         app.screen.query_one(Select).value = "bm25"
         app.screen.query_one("#hyde", Switch).value = True
         await pilot.press("ctrl+s")
@@ -302,3 +302,24 @@ async def test_help_screen(settings):
         assert type(app.screen).__name__ == "HelpScreen"
         await pilot.press("escape")
         assert app.screen is app.main_screen
+
+
+async def test_tree_status_and_summary_draft_with_its_citation(settings):
+    app, fakes = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+l")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        assert "tree built" in str(table.get_row("1706.03762")[5])
+        assert "tree built" not in str(table.get_row("1810.04805")[5])
+        table.focus()
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen is app.main_screen
+        turn = app.conversation.turns[-1]
+        assert turn.question.startswith("Summarise: Attention") and "[1]" in turn.text
+        app.open_citation(len(app.conversation.turns) - 1, 1)  # its leaf is fetched from the engine
+        await settle(pilot)
+        panel = app.main_screen.query_one(CitationPanel)
+        assert panel.is_open and "linearly project" in str(panel.query_one("#cite-passage").render())

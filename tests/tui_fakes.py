@@ -100,7 +100,33 @@ class ScriptedAssistant:
         return [CHUNKS[i] for i in ids if i in CHUNKS]
 
     def modes(self) -> list[str]:
-        return ["dense", "bm25", "hybrid"]
+        return ["dense", "bm25", "hybrid", "collapsed"]
+
+    def tree_status(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(with_tree=["1706.03762"])
+
+    def build_tree(self, papers=None, progress=lambda e: None):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(papers_built=list(papers or []), papers_failed={})
+
+    def summarize(self, papers=None, topic=None, length="medium", style="summary", progress=lambda e: None):
+        """A draft citing a leaf passage that is not among its sources (those are tree summaries)."""
+        from assistant.summarize import Draft
+
+        progress(ProgressEvent(stage="generate", message="writing the draft"))
+        leaf = CHUNKS["1706.03762-c12"]
+        root = Chunk(id="1706.03762-root", arxiv_id="1706.03762", version=7, page_start=1, page_end=15, char_start=0,
+                     char_end=80, text="The paper proposes the Transformer, built on attention alone.", level=2)
+        citation = Citation(n=1, chunk_id=leaf.id, arxiv_id=leaf.arxiv_id, title=PAPER_OF[leaf.arxiv_id].title,
+                            section=leaf.section, page_start=4, page_end=4, quote="we found it beneficial to linearly "
+                            "project the queries, keys and values h times.")
+        return Draft(subject="Attention Is All You Need", style=style, length_words=120,
+                     text="The Transformer projects queries, keys and values h times [1].", citations=(citation,),
+                     sources=(Hit(chunk=root, score=1.0, source="raptor", paper=PAPER_OF["1706.03762"]),),
+                     tree_papers=("1706.03762",), model="scripted")
 
     async def aingest(self, items, progress=lambda e: None) -> list[IngestResult]:
         items = [items] if isinstance(items, str) else list(items)

@@ -14,10 +14,11 @@ from textual.worker import Worker, WorkerState
 from assistant.config import Settings, load_settings
 from assistant.tui.backend import Backend, BackendFactory, default_factory
 from assistant.tui.history import Conversation, HistoryStore, Turn
-from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, IngestDone, IngestUpdate, ModesLoaded,
-                                    NeighboursLoaded, PaperRemoved, PapersLoaded, Warmed)
+from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, CitedChunk, IngestDone, IngestUpdate,
+                                    ModesLoaded, NeighboursLoaded, PaperRemoved, PapersLoaded, Summarized, TreeBuilt,
+                                    TreesLoaded, Warmed)
 from assistant.tui.screens.main import MainScreen
-from assistant.types import PaperRecord, PaperStatus
+from assistant.types import Answer, Hit, PaperRecord, PaperStatus
 
 
 class PaperAssistantApp(App):
@@ -39,6 +40,7 @@ class PaperAssistantApp(App):
         self.papers: list[PaperRecord] | None = None  # None until loaded
         self.scope: set[str] = set()
         self.retrieval_modes: list[str] = []
+        self.trees: set[str] = set()  # papers with a RAPTOR summary tree
         self.conversation = Conversation()
         self._ask_seq = 0
         self._ask_id: int | None = None  # the answer now streaming, if any
@@ -83,6 +85,7 @@ class PaperAssistantApp(App):
         self._engine_ready.set()
         self.post_message(PapersLoaded(records))
         self.load_modes()
+        self.load_trees()
         if any(r.status == PaperStatus.ok for r in records):
             # Loads the embedding model (5-9 s) now rather than on the first question.
             await self.backend.asearch("warm up", k=1)
@@ -105,6 +108,72 @@ class PaperAssistantApp(App):
     async def load_papers(self) -> None:
         backend = await self.ready_backend()
         self.post_message(PapersLoaded(await asyncio.to_thread(backend.papers)))
+        self.load_trees()
+
+    @work(exclusive=True, group="trees", exit_on_error=False)
+    async def load_trees(self) -> None:
+        backend = await self.ready_backend()
+        if hasattr(backend, "tree_status"):
+            status = await asyncio.to_thread(backend.tree_status)
+            self.post_message(TreesLoaded(set(status.with_tree)))
+
+    def on_trees_loaded(self, message: TreesLoaded) -> None:
+        self.trees = message.with_tree
+        if self._library_screen is not None:
+            self._library_screen.show_papers(self.papers or [])
+
+    def engine_offers(self, method: str) -> bool:
+        """Whether the engine offers this API (RAPTOR's build_tree / summarize landed later than the rest)."""
+        return self.backend is not None and hasattr(self.backend, method)
+
+    def build_tree(self, ids: list[str]) -> None:
+        if self._ingesting:
+            self.notify("papers are being added or summarised; wait for that to finish", severity="warning")
+            return
+        self._ingesting = True
+        self.main_screen.status("ingest", f"building summary trees for {len(ids)} paper(s)…")
+        if self._library_screen is not None:
+            self._library_screen.ingest_started(len(ids), "building summary trees")
+        self.run_build_tree(ids)
+
+    @work(group="ingest", exit_on_error=False)
+    async def run_build_tree(self, ids: list[str]) -> None:
+        backend = await self.ready_backend()
+        report = await asyncio.to_thread(backend.build_tree, ids, lambda e: self.post_message(IngestUpdate(e)))
+        failed = getattr(report, "papers_failed", {}) or {}
+        built = getattr(report, "papers_built", [])
+        self.post_message(TreeBuilt(f"{len(built)} tree(s) built, {len(failed)} failed"
+                                    + "".join(f"; {k}: {v}" for k, v in list(failed.items())[:3])))
+
+    def on_tree_built(self, message: TreeBuilt) -> None:
+        self._ingesting = False
+        self.notify(message.summary, title="summary trees")
+        self.main_screen.status("ready", message.summary)
+        if self._library_screen is not None:
+            self._library_screen.ingest_finished()
+        self.load_trees()
+
+    def summarize(self, ids: list[str]) -> None:
+        self.main_screen.status("plan", f"summarising {len(ids)} paper(s)…")
+        self.run_summarize(ids)
+
+    @work(exclusive=True, group="summarize", exit_on_error=False)
+    async def run_summarize(self, ids: list[str]) -> None:
+        backend = await self.ready_backend()
+        draft = await asyncio.to_thread(
+            backend.summarize, ids, None, "short", "summary",
+            lambda e: self.post_message(AskUpdate(-1, _status_event(e.message))) if e.message else None)
+        self.post_message(Summarized(draft))
+
+    def on_summarized(self, message: Summarized) -> None:
+        d = message.draft
+        answer = Answer(question=f"Summary of {d.subject}", text=d.text, citations=d.citations, passages=d.sources,
+                        model=d.model, prompt=d.prompt, timings=d.timings)
+        turn = Turn(question=f"Summarise: {d.subject}", text=d.text, answer=answer, state="done")
+        self.conversation.turns.append(turn)
+        self.main_screen.start_turn(turn, len(self.conversation.turns) - 1)
+        self.main_screen.status("ready", "summary written")
+        self.save_conversation()
 
     def on_papers_loaded(self, message: PapersLoaded) -> None:
         first = self.papers is None
@@ -251,7 +320,9 @@ class PaperAssistantApp(App):
         self.post_message(AskDone(ask_id))
 
     def on_ask_update(self, message: AskUpdate) -> None:
-        if message.ask_id == self._ask_id:
+        if message.ask_id == -1:  # progress of other work (summaries): the status line only
+            self.main_screen.status(message.event.kind, message.event.text)
+        elif message.ask_id == self._ask_id:
             self.main_screen.apply_event(self._ask_turn, message.event)
 
     def on_ask_done(self, message: AskDone) -> None:
@@ -294,12 +365,31 @@ class PaperAssistantApp(App):
         hit = None
         if citation is not None:
             hit = next((h for h in passages if h.chunk.id == citation.chunk_id), None)
-        if hit is None and 1 <= n <= len(passages):
+            if hit is None:  # cited a passage the answer does not carry (a draft's leaf): fetch it
+                self.run_cited_chunk(turn_index, n, citation.chunk_id)
+                return
+        elif 1 <= n <= len(passages):
             hit = passages[n - 1]
         if hit is None:
             self.notify(f"no passage [{n}] in this answer", severity="warning")
             return
         self.main_screen.panel.open(n, hit, citation)
+
+    @work(exclusive=True, group="neighbours", exit_on_error=False)
+    async def run_cited_chunk(self, turn_index: int, n: int, chunk_id: str) -> None:
+        backend = await self.ready_backend()
+        chunks = await asyncio.to_thread(backend.neighbours, chunk_id, 0, 0)
+        self.post_message(CitedChunk(n, turn_index, list(chunks)))
+
+    def on_cited_chunk(self, message: CitedChunk) -> None:
+        turn = self.conversation.turns[message.turn_index]
+        citation = next((c for c in turn.answer.citations if c.n == message.n), None) if turn.answer else None
+        if not message.chunks:
+            self.notify(f"passage [{message.n}] is no longer in the library", severity="warning")
+            return
+        chunk = message.chunks[0]
+        paper = next((r.paper for r in self.papers or [] if r.paper.arxiv_id == chunk.arxiv_id), None)
+        self.main_screen.panel.open(message.n, Hit(chunk=chunk, score=0.0, source="cited", paper=paper), citation)
 
     def load_neighbours(self, chunk_id: str) -> None:
         self.run_neighbours(chunk_id)
@@ -442,6 +532,12 @@ class PaperAssistantApp(App):
                 setattr(current, key, getattr(new, key))
         self._update_context()
         self.notify(f"saved to {path}", title="settings")
+
+
+def _status_event(text: str):
+    from assistant.types import AskEvent
+
+    return AskEvent(kind="status", text=text)
 
 
 def create_app(assistant_factory: BackendFactory | None = None, settings: Settings | None = None,

@@ -69,3 +69,35 @@ class NeighboursLoaded(Message):
         super().__init__()
         self.chunk_id = chunk_id
         self.chunks = chunks
+
+
+class TreesLoaded(Message):
+    """arXiv ids whose RAPTOR summary tree is built and current."""
+
+    def __init__(self, with_tree: set[str]) -> None:
+        super().__init__()
+        self.with_tree = with_tree
+
+
+class TreeBuilt(Message):
+    def __init__(self, summary: str) -> None:
+        super().__init__()
+        self.summary = summary
+
+
+class Summarized(Message):
+    """A writer's draft (assistant.summarize.Draft) of some papers, shown as a turn of the thread."""
+
+    def __init__(self, draft) -> None:
+        super().__init__()
+        self.draft = draft
+
+
+class CitedChunk(Message):
+    """The passage behind a citation that was not among the answer's passages (e.g. a draft's leaf)."""
+
+    def __init__(self, n: int, turn_index: int, chunks: list[Chunk]) -> None:
+        super().__init__()
+        self.n = n
+        self.turn_index = turn_index
+        self.chunks = chunks

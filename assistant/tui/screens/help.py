@@ -34,6 +34,8 @@ Ask questions about your arXiv papers; every answer cites the passages it comes 
 | `x` | clear the scope (ask about all papers) |
 | `a` | add papers: ids, URLs or reading-list files |
 | `d` | remove the paper under the cursor |
+| `t` | build the RAPTOR summary tree of the marked papers (status then says *tree built*) |
+| `s` | write a short cited summary of the marked papers into the thread |
 | `esc` | back |
 
 ## Everywhere

@@ -20,11 +20,11 @@ COLUMNS = ("", "arXiv id", "title", "year", "chunks", "status", "authors")
 TITLE_CHARS = 48
 
 
-def status_label(record: PaperRecord) -> Text:
-    """ok / failed with reason / pending, plus the summary tree once one is built (when the store says so)."""
+def status_label(record: PaperRecord, tree: bool = False) -> Text:
+    """ok / failed with reason / pending, plus "tree built" once its RAPTOR summary tree exists."""
     if record.status == PaperStatus.ok:
         label = Text("ok", style="green")
-        if getattr(record, "tree_built", None):
+        if tree:
             label.append(" · tree built", style="cyan")
         return label
     if record.status == PaperStatus.failed:
@@ -56,6 +56,8 @@ class LibraryScreen(Screen):
         Binding("enter", "ask_scoped", "Ask about marked", show=True),
         Binding("x", "clear_scope", "All papers"),
         Binding("r", "retry", "Retry failed", show=False),
+        Binding("t", "build_tree", "Build tree"),
+        Binding("s", "summarize", "Summarise"),
     ]
 
     app: "PaperAssistantApp"
@@ -111,7 +113,7 @@ class LibraryScreen(Screen):
             version = f"v{p.version}" if p.version else ""
             table.add_row("✓" if p.arxiv_id in self.marked else " ", p.arxiv_id + version,
                           Text(p.title[:TITLE_CHARS] + ("…" if len(p.title) > TITLE_CHARS else "")) if p.title else Text("(no title)", style="dim"),
-                          str(p.year or ""), str(r.n_chunks), status_label(r), authors_label(r), key=p.arxiv_id)
+                          str(p.year or ""), str(r.n_chunks), status_label(r, p.arxiv_id in self.app.trees), authors_label(r), key=p.arxiv_id)
         if keep is not None and keep in {r.paper.arxiv_id for r in shown}:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
         ok = sum(r.status == PaperStatus.ok for r in self.records)
@@ -191,15 +193,41 @@ class LibraryScreen(Screen):
         self.app.push_screen(ConfirmScreen(f"Remove {arxiv_id}{title} and its passages from every index?",
                                            yes="Remove", no="Keep"), answered)
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """RAPTOR keys only when the engine offers them."""
+        if action == "build_tree":
+            return self.app.engine_offers("build_tree")
+        if action == "summarize":
+            return self.app.engine_offers("summarize")
+        return True
+
+    def _chosen(self) -> list[str]:
+        """The marked papers, else the one under the cursor."""
+        if self.marked:
+            return sorted(self.marked)
+        arxiv_id = self._cursor_id()
+        return [arxiv_id] if arxiv_id else []
+
+    def action_build_tree(self) -> None:
+        ids = self._chosen()
+        if ids:
+            self.app.build_tree(ids)
+
+    def action_summarize(self) -> None:
+        ids = self._chosen()
+        if ids:
+            self.app.summarize(ids)
+            self.app.pop_screen()
+
     def action_retry(self) -> None:
         arxiv_id = self._cursor_id()
         if arxiv_id is not None:
             self.app.ingest([arxiv_id])
 
     # --- ingest progress (driven by the app's worker messages)
-    def ingest_started(self, n: int) -> None:
+    def ingest_started(self, n: int, what: str = "adding") -> None:
         self.query_one("#ingest").display = True
-        self.query_one("#ingest-label", Static).update(Content(f"adding {n} item(s)…"))
+        self.query_one("#ingest-label", Static).update(Content(f"{what}: {n} item(s)…"))
         self.query_one("#ingest-bar", ProgressBar).update(total=None, progress=0)
 
     def ingest_progress(self, e: ProgressEvent) -> None:

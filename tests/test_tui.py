@@ -323,3 +323,17 @@ async def test_tree_status_and_summary_draft_with_its_citation(settings):
         await settle(pilot)
         panel = app.main_screen.query_one(CitationPanel)
         assert panel.is_open and "linearly project" in str(panel.query_one("#cite-passage").render())
+
+
+async def test_engine_that_cannot_start_is_reported_and_questions_fail_cleanly(settings):
+    def broken(_settings):
+        raise RuntimeError("index written with another embedder")
+
+    app = create_app(assistant_factory=broken, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert any("another embedder" in m for m in notifications(app))
+        await ask(pilot, "Why?")
+        await settle(pilot)
+        assert app.conversation.turns[0].state == "failed" and not app.asking
+        assert "another embedder" in app.conversation.turns[0].error

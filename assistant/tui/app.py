@@ -36,6 +36,7 @@ class PaperAssistantApp(App):
         self._settings = settings
         self.backend: Backend | None = None
         self._engine_ready = asyncio.Event()
+        self._engine_error = ""  # why the engine could not start, if it could not
         self.first_question = question
         self.papers: list[PaperRecord] | None = None  # None until loaded
         self.scope: set[str] = set()
@@ -87,13 +88,19 @@ class PaperAssistantApp(App):
         self.load_modes()
         self.load_trees()
         if any(r.status == PaperStatus.ok for r in records):
-            # Loads the embedding model (5-9 s) now rather than on the first question.
-            await self.backend.asearch("warm up", k=1)
-            self.post_message(Warmed("ready"))
+            self.warm_up()
+
+    @work(exclusive=True, group="warm", exit_on_error=False)
+    async def warm_up(self) -> None:
+        """Load the embedding model (5-9 s) now rather than on the first question."""
+        backend = await self.ready_backend()
+        await backend.asearch("warm up", k=1)
+        self.post_message(Warmed("ready"))
 
     async def ready_backend(self) -> Backend:
         await self._engine_ready.wait()
-        assert self.backend is not None
+        if self._engine_error or self.backend is None:
+            raise RuntimeError(f"the engine did not start: {self._engine_error or 'unknown error'}")
         return self.backend
 
     def on_backend_ready(self, _: BackendReady) -> None:
@@ -421,7 +428,9 @@ class PaperAssistantApp(App):
             if self._library_screen is not None:
                 self._library_screen.ingest_finished()
             self.main_screen.status("error", f"adding papers failed: {text}")
-        elif group in ("backend", "papers"):
+        elif group == "backend":
+            self._engine_error = text
+            self._engine_ready.set()  # waiting work fails with this reason instead of waiting forever
             self.main_screen.status("error", f"the engine could not start: {text}")
 
     # --- screens
@@ -526,6 +535,7 @@ class PaperAssistantApp(App):
             self._settings = new
             old.close()
             self.papers = None
+            self._engine_error = ""
             self.start_backend()
         else:
             for key, value in changes.items():

@@ -1,0 +1,108 @@
+"""Writers' API: cited drafts from the tree, fallback to passages, every sentence cited, references and BibTeX."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from assistant.api import Assistant
+from assistant.cite import split_sentences
+from assistant.config import Settings
+from assistant.summarize import Draft, length_in_words
+from tests.conftest import SMALL_IDS
+from tests.test_raptor import Summariser
+
+ROBERTA, GQA = SMALL_IDS
+
+
+class Writer:
+    """Scripted draft replies; records the prompt."""
+
+    model = "fake-writer"
+
+    def __init__(self, reply: str):
+        self.reply = reply
+        self.prompts: list[str] = []
+
+    def complete(self, messages, **kw):
+        self.prompts.append(messages[-1]["content"])
+        return self.reply
+
+
+@pytest.fixture
+def home(tmp_path, mini_library_home):
+    dest = tmp_path / "home"
+    shutil.copytree(mini_library_home.home, dest)
+    return dest
+
+
+def assistant(home, embedder, llm):
+    return Assistant(Settings(home=home, offline=True, raptor_summary_tokens=60, raptor_context_tokens=2048),
+                     embedder=embedder, llm=llm)
+
+
+def every_sentence_cites(draft: Draft) -> bool:
+    return all(re.search(r"\[\d+\]", s) for s in split_sentences(draft.text))
+
+
+def test_draft_from_the_tree_cites_leaf_passages(home, embedder):
+    a = assistant(home, embedder, Summariser())
+    a.build_tree([GQA], reducer="pca", topics=False)
+    reply = ("Grouped-query attention divides query heads into groups that share a single key head and value head [1]. "
+             "Uptraining converts a multi-head checkpoint into a multi-query model with a small fraction of the "
+             "original pre-training compute. "
+             "The moon is made of green cheese.\n"
+             "## A heading")
+    writer = Writer(reply)
+    a._llm = writer
+    draft = a.summarize(papers=[GQA], length="short", style="summary")
+    assert draft.tree_papers == (GQA,) and draft.leaf_papers == ()
+    assert any(h.chunk.level > 0 for h in draft.sources)  # tree material, paper summary first
+    assert draft.sources[0].chunk.section.startswith("Paper summary")
+    assert "about 120 words" in writer.prompts[0]
+    # The unsupported sentence is dropped; the bare one is aligned; every sentence cites.
+    assert draft.dropped == ("The moon is made of green cheese.",)
+    assert len(split_sentences(draft.text)) == 2 and every_sentence_cites(draft)
+    assert "heading" not in draft.text
+    # Citations point at leaf passages with paper, section and pages, numbered as in the text.
+    assert [c.n for c in draft.citations] == list(range(1, len(draft.citations) + 1))
+    leaves = {c.id: c for c in a.library.store.chunks_of(GQA, 0)}
+    for c in draft.citations:
+        assert c.chunk_id in leaves and c.arxiv_id == GQA and c.page_start >= 1 and c.section and c.quote
+        assert f"[{c.n}]" in draft.text
+    md = draft.to_markdown()
+    assert "## References" in md and "@misc{ainslie2023_230513245" in md and "pp." in md or "p. " in md
+    assert draft.references[0].startswith("[1] GQA")
+
+
+def test_without_a_tree_it_falls_back_to_passages(home, embedder):
+    writer = Writer("RoBERTa trains BERT longer, with bigger batches over more data [1]. "
+                    "It removes the next sentence prediction objective [2].")
+    a = assistant(home, embedder, writer)
+    draft = a.summarize(papers=[ROBERTA, GQA], length=80)
+    assert draft.tree_papers == () and set(draft.leaf_papers) == {ROBERTA, GQA}
+    assert all(h.chunk.level == 0 for h in draft.sources)
+    assert {h.chunk.arxiv_id for h in draft.sources} == {ROBERTA, GQA}
+    assert every_sentence_cites(draft) and draft.citations
+    assert draft.bibtex.count("@misc") == len({c.arxiv_id for c in draft.citations})
+
+
+def test_topic_draft_and_extractive_fallback(home, embedder):
+    a = assistant(home, embedder, Writer("I cannot help with that."))
+    draft = a.summarize(topic="sharing key and value heads across attention heads", style="related-work")
+    assert draft.extractive and draft.citations and every_sentence_cites(draft)
+    assert draft.sources[0].chunk.arxiv_id == GQA
+
+
+def test_bad_requests(home, embedder):
+    a = assistant(home, embedder, Writer("x"))
+    with pytest.raises(ValueError):
+        a.summarize()
+    with pytest.raises(ValueError):
+        a.summarize(papers=[GQA], topic="both")
+    with pytest.raises(ValueError, match="not in the library"):
+        a.summarize(papers=["2401.99999"])
+    with pytest.raises(ValueError):
+        length_in_words("enormous")
+    assert length_in_words(10_000) == 1500 and length_in_words("long") == 450

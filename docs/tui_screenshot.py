@@ -15,7 +15,7 @@ from textual.worker import WorkerFailed
 from assistant.config import load_settings
 from assistant.tui import create_app
 
-QUESTION = "Why does the Transformer scale dot products by 1/sqrt(d_k)?"
+QUESTION = "How does PagedAttention manage the KV cache in vLLM?"
 
 
 async def main(args) -> None:

@@ -260,8 +260,9 @@ class PaperAssistantApp(App):
         new = [r for r in ok if not r.skipped]
         summary = f"{len(new)} added, {len(ok) - len(new)} already there, {len(failed)} failed"
         self.notify(summary, title="add papers", severity="warning" if failed else "information")
-        for r in failed:
-            self.notify(r.reason, title=f"could not add {r.arxiv_id}"[:60], severity="error", timeout=10)
+        for r in failed:  # a bad item's id is its error message: don't say it twice
+            title = "could not add" if r.arxiv_id == r.reason else f"could not add {r.arxiv_id}"[:60]
+            self.notify(r.reason, title=title, severity="error", timeout=10)
         self.main_screen.status("ready", summary)
         if self._library_screen is not None:
             self._library_screen.ingest_finished()

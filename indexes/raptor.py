@@ -555,13 +555,15 @@ class RaptorTree:
             temperature = 0.0 if attempt == 0 else 0.3
             text, finish = self._call(messages, cap, temperature)
             cleaned = clean_summary(text)
-            runaway = finish == "length" or looks_runaway(text)
+            runaway = looks_runaway(text)
             if cleaned and not runaway:
+                if finish == "length":  # long-winded but sane: keep it, ended at its last full sentence
+                    return cut_to_sentence(cleaned), "; ".join(notes + ["cut at the token cap"])
                 return cleaned, "; ".join(notes)
             if attempt == 0:
                 with self._lock:
                     self._report.retries += 1
-                notes.append("retried: " + ("empty reply" if not cleaned else "reply hit the token cap"))
+                notes.append("retried: " + ("empty reply" if not cleaned else "reply repeated itself"))
                 continue
             if cleaned:
                 return cap_reply(cleaned, cap), "; ".join(notes + ["capped at the token limit"])
@@ -587,7 +589,7 @@ class RaptorTree:
                 self._report.llm_seconds += time.perf_counter() - t0
 
     def _messages(self, job: _Job) -> list[Message]:
-        words = max(20, int(self.config.summary_tokens * 0.6))
+        words = max(20, int(self.config.summary_tokens * 0.45))  # small models overshoot word limits
         if job.kind == "topic":
             body = "\n\n".join(f"[{i}] {c.section.removeprefix('Paper summary: ')}:\n{c.text.strip()}"
                                for i, c in enumerate(job.children, 1))

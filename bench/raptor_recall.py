@@ -98,15 +98,51 @@ def build_timings(index_dir: Path) -> dict:
             "retries": sum(r.get("retries", 0) for r in runs), "fallbacks": sum(r.get("fallbacks", 0) for r in runs)}
 
 
+def transplant(a: Assistant, source: Path) -> list[str]:
+    """Copy finished paper trees from another index of the same papers (same settings, so same leaf ids)
+    into this one: summary chunks into the store and dense index (vectors from the source's raptor.sqlite)
+    and the tree bookkeeping. Papers whose leaves differ are skipped. Topics are not copied."""
+    import numpy as np
+
+    from assistant.types import Chunk  # noqa: F401
+    from indexes.raptor import RaptorDB
+    from indexes.store import Store
+
+    src_store = Store(source / "index" / "library.sqlite")
+    src = RaptorDB(source / "index" / "raptor.sqlite")
+    dst = RaptorDB(a.settings.index_dir / "raptor.sqlite")
+    moved = []
+    for row in src.rows("SELECT * FROM trees"):
+        aid = row[0]
+        mine = [c.id for c in a.library.store.chunks_of(aid, 0)]
+        theirs = [c.id for c in src_store.chunks_of(aid, 0)]
+        if not mine or mine != theirs:
+            continue
+        nodes = [c for c in src_store.chunks_of(aid, None) if c.level > 0]
+        vecs = dict(src.rows(f"SELECT id, vector FROM nodes WHERE arxiv_id=?", (aid,)))
+        a.library.dense.add_embedded(nodes, np.stack([np.frombuffer(vecs[c.id], dtype=np.float32) for c in nodes]))
+        a.library.store.add_chunks(nodes)
+        dst.many("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?)",
+                 src.rows("SELECT * FROM nodes WHERE arxiv_id=?", (aid,)))
+        dst.many("INSERT OR REPLACE INTO plans VALUES (?,?,?,?)", src.rows("SELECT * FROM plans WHERE arxiv_id=?", (aid,)))
+        dst.run("INSERT OR REPLACE INTO trees VALUES (?,?,?,?,?,?,?)", row)
+        moved.append(aid)
+    dst.many("INSERT INTO runs VALUES (?,?,?,?,?,?)", src.rows("SELECT * FROM runs"))
+    return moved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, type=Path)
     parser.add_argument("--home", type=Path)
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--all-papers", action="store_true", help="Also questions whose paper has no tree")
+    parser.add_argument("--trees-from", type=Path, help="Copy finished paper trees from this home first (same papers)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     a = Assistant(load_settings(home=args.home))
+    if args.trees_from:
+        print(f"copied trees of {transplant(a, args.trees_from)}", file=sys.stderr)
     from indexes.raptor import RaptorTree, TreeConfig
 
     tree = RaptorTree(a.library, llm=None, config=TreeConfig())

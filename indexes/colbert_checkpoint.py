@@ -26,14 +26,14 @@ from typing import Any
 OFFLINE_CHECKPOINT = "offline-minilm-identity"
 """The default checkpoint name: the MiniLM identity checkpoint built by this module."""
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 BASE_MODEL = "all-MiniLM-L6-v2"
 
 # ColBERT settings stored in the checkpoint (artifact.metadata); everything else is colbert-ai's default.
 CHECKPOINT_SETTINGS: dict[str, Any] = {
     "dim": 384,  # identity projection: the encoder's own token space
     "doc_maxlen": 256,  # chunks are <= 200 MiniLM tokens; colbert-ai adds [CLS], [D], [SEP]
-    "query_maxlen": 32,  # queries padded with [MASK] (query augmentation) up to this length
+    "query_maxlen": 64,  # longer questions are cut here; ColBERTIndex drops the [MASK] padding for this checkpoint
     "attend_to_mask_tokens": False,
     "mask_punctuation": True,
     "similarity": "cosine",

@@ -1,0 +1,171 @@
+"""ColBERT (colbert-ai PLAID) index on real chunks of small papers, with the offline MiniLM checkpoint:
+exact phrases, arXiv scoping, incremental add without a rebuild, remove, persistence across
+processes, and a build killed half-way that leaves the old index answering."""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from indexes.base import Index
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_IDS = ("1910.01108", "2305.13245", "2310.06825")  # DistilBERT, GQA, Mistral 7B
+pytestmark = pytest.mark.timeout(900)
+
+
+def containing(chunks, phrase):
+    return {c.id for c in chunks if phrase.lower() in " ".join(c.text.split()).lower()}
+
+
+@pytest.fixture(scope="module")
+def ckpt_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("colbert-checkpoint")
+
+
+@pytest.fixture(scope="module")
+def base_index(tmp_path_factory, paper_chunks, ckpt_cache):
+    """A ColBERT index of three small papers, built once; tests copy it before changing it."""
+    from indexes.colbert import ColBERTIndex
+
+    path = tmp_path_factory.mktemp("colbert-base") / "colbert"
+    ColBERTIndex(path, cache_dir=ckpt_cache).add([c for a in BASE_IDS for c in paper_chunks[a]])
+    return path
+
+
+def open_copy(base: Path, tmp_path: Path, ckpt_cache: Path):
+    from indexes.colbert import ColBERTIndex
+
+    shutil.copytree(base, tmp_path / "colbert", symlinks=True)
+    return ColBERTIndex(tmp_path / "colbert", cache_dir=ckpt_cache)
+
+
+def test_offline_checkpoint_is_identity_and_recorded(ckpt_cache):
+    import json
+
+    from safetensors.torch import load_file
+    import torch
+
+    from indexes.colbert_checkpoint import resolve_checkpoint
+
+    folder = Path(resolve_checkpoint(cache_dir=ckpt_cache))
+    prov = json.loads((folder / "PROVENANCE.json").read_text())
+    assert prov["settings"]["dim"] == 384 and prov["trained_on"] is None
+    weights = load_file(str(folder / "model.safetensors"))
+    assert torch.equal(weights["linear.weight"], torch.eye(384))
+    assert resolve_checkpoint("colbert-ir/colbertv2.0") == "colbert-ir/colbertv2.0"  # online names pass through
+
+
+def test_exact_phrases_and_scope(base_index, paper_chunks, ckpt_cache):
+    from indexes.colbert import ColBERTIndex
+
+    index = ColBERTIndex(base_index, cache_dir=ckpt_cache)
+    assert isinstance(index, Index)
+    base = [c for a in BASE_IDS for c in paper_chunks[a]]
+    assert len(index) == len(base)
+    for phrase in ("rolling buffer cache", "grouped-query attention", "triple loss"):
+        hits = index.search(phrase, 5)
+        assert hits and hits[0][0] in containing(base, phrase), (phrase, hits[:2])
+    scoped = index.search("sliding window attention", 5, arxiv_ids=["2305.13245"])
+    assert scoped and all(cid.startswith("2305.13245") for cid, _ in scoped)
+    assert index.search("attention", 5, arxiv_ids=["0000.00000"]) == []
+
+
+def test_incremental_add_then_remove(base_index, paper_chunks, ckpt_cache, tmp_path):
+    from indexes.colbert import ColBERTIndex
+
+    index = open_copy(base_index, tmp_path, ckpt_cache)
+    centroids_before = (index.path / index.info()["version"] / "centroids.pt").read_bytes()
+    before = index.search("rolling buffer cache", 5)
+    ppo = paper_chunks["1707.06347"]
+    index.add(ppo)
+    assert index.last_stats["op"] == "update"  # colbert-ai's IndexUpdater, not a rebuild
+    assert (index.path / index.info()["version"] / "centroids.pt").read_bytes() == centroids_before
+    hits = index.search("adaptive KL penalty coefficient", 5)
+    assert hits[0][0] in containing(ppo, "adaptive KL penalty coefficient")
+    after = index.search("rolling buffer cache", 5)
+    assert after[:3] == before[:3]  # old passages keep their codes: same passages, same scores
+    index.add(ppo)  # idempotent
+    assert len(index) == sum(len(paper_chunks[a]) for a in BASE_IDS) + len(ppo)
+
+    gqa = {c.id for c in paper_chunks["2305.13245"]}
+    index.remove(sorted(gqa))
+    assert index.last_stats["removed"] == len(gqa)
+    for query in ("grouped-query attention", "uptraining multi-query checkpoints"):
+        assert not gqa & {c for c, _ in index.search(query, 50)}
+    assert index.search("grouped-query attention", 5, arxiv_ids=["2305.13245"]) == []
+    # the change is on disk: a fresh instance agrees
+    reopened = ColBERTIndex(index.path, cache_dir=ckpt_cache)
+    assert len(reopened) == len(index)
+    assert reopened.search("adaptive KL penalty coefficient", 3) == index.search("adaptive KL penalty coefficient", 3)
+
+
+def test_persistence_across_processes(tmp_path, paper_chunks, ckpt_cache):
+    chunks = paper_chunks["1910.01108"]
+    jsonl = tmp_path / "chunks.jsonl"
+    jsonl.write_text("".join(c.model_dump_json() + "\n" for c in chunks))
+    path = tmp_path / "colbert"
+    build = textwrap.dedent(f"""
+        from pathlib import Path
+        from assistant.types import Chunk
+        from indexes.colbert import ColBERTIndex
+        if __name__ == "__main__":
+            chunks = [Chunk.model_validate_json(l) for l in Path({str(jsonl)!r}).read_text().splitlines()]
+            ColBERTIndex(Path({str(path)!r}), cache_dir=Path({str(ckpt_cache)!r})).add(chunks)
+    """)
+    subprocess.run([sys.executable, "-c", build], cwd=ROOT, check=True, timeout=600)
+    search = textwrap.dedent(f"""
+        from pathlib import Path
+        from indexes.colbert import ColBERTIndex
+        if __name__ == "__main__":
+            index = ColBERTIndex(Path({str(path)!r}), cache_dir=Path({str(ckpt_cache)!r}))
+            print("TOP", index.search("triple loss", 1)[0][0])
+    """)
+    out = subprocess.run([sys.executable, "-c", search], cwd=ROOT, check=True, timeout=600, capture_output=True,
+                         text=True).stdout
+    top = [line.split()[1] for line in out.splitlines() if line.startswith("TOP ")]
+    assert top and top[0] in containing(chunks, "triple loss")
+
+
+def test_killed_build_leaves_old_index(base_index, paper_chunks, ckpt_cache, tmp_path):
+    index = open_copy(base_index, tmp_path, ckpt_cache)
+    expected = index.search("rolling buffer cache", 5)
+    jsonl = tmp_path / "chunks.jsonl"
+    jsonl.write_text("".join(c.model_dump_json() + "\n" for a in paper_chunks for c in paper_chunks[a]))
+    # A full rebuild that is SIGKILLed after it has started encoding into its new folder.
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from assistant.types import Chunk
+        from indexes.colbert import ColBERTIndex
+        def progress(done, total):
+            print("ENCODING", done, total, flush=True)
+            time.sleep(60)
+        if __name__ == "__main__":
+            chunks = [Chunk.model_validate_json(l) for l in Path({str(jsonl)!r}).read_text().splitlines()]
+            ColBERTIndex(Path({str(index.path)!r}), cache_dir=Path({str(ckpt_cache)!r})).rebuild(chunks, progress=progress)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ENCODING"), line
+        assert list(index.path.glob(".build-*"))  # the new version is half made
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    from indexes.colbert import ColBERTIndex
+
+    survivor = ColBERTIndex(index.path, cache_dir=ckpt_cache)
+    assert len(survivor) == sum(len(paper_chunks[a]) for a in BASE_IDS)
+    assert survivor.search("rolling buffer cache", 5) == expected
+    survivor.remove([expected[0][0]])  # the next writer cleans up the leftovers and works
+    assert not list(index.path.glob(".build-*"))
+    assert expected[0][0] not in {c for c, _ in survivor.search("rolling buffer cache", 5)}

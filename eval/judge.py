@@ -16,13 +16,15 @@ from pydantic import BaseModel, ConfigDict
 from assistant.llm_protocol import LLM, LLMError
 from assistant.prompts import load_prompt
 
+# A string enum with the negative first: the 0.5B model answered a boolean "true" to nearly everything
+# (judge-check agreement 0.58 on 12 support pairs); this form agreed on 0.69 of 16 (eval/README.md).
 SUPPORT_SCHEMA: dict[str, Any] = {
-    "type": "object", "properties": {"supported": {"type": "boolean"}},
-    "required": ["supported"], "additionalProperties": False,
+    "type": "object", "properties": {"verdict": {"type": "string", "enum": ["not supported", "supported"]}},
+    "required": ["verdict"], "additionalProperties": False,
 }
 CORRECT_SCHEMA: dict[str, Any] = {
-    "type": "object", "properties": {"correct": {"type": "boolean"}},
-    "required": ["correct"], "additionalProperties": False,
+    "type": "object", "properties": {"verdict": {"type": "string", "enum": ["incorrect", "correct"]}},
+    "required": ["verdict"], "additionalProperties": False,
 }
 PROMPTS = ("judge_support_system", "judge_support_user", "judge_correct_system", "judge_correct_user")
 # Passages longer than this (characters, all together) are cut: the judge's context is small.
@@ -39,18 +41,19 @@ class JudgeVerdict(BaseModel):
     attempts: int = 1
 
 
-def parse_verdict(raw: str, key: str) -> bool:
-    """The boolean under key in a JSON object; ValueError for anything else (never a guess)."""
+def parse_verdict(raw: str, schema: dict[str, Any]) -> bool:
+    """True iff the reply's "verdict" is the schema's positive (last) value; ValueError for anything else."""
     text = raw.strip()
     if text.startswith("```"):
         text = text.strip("`").removeprefix("json").strip()
+    choices = schema["properties"]["verdict"]["enum"]
     obj = json.loads(text)
-    if not isinstance(obj, dict) or key not in obj:
-        raise ValueError(f"no {key!r} in {raw[:80]!r}")
-    value = obj[key]
-    if not isinstance(value, bool):
-        raise ValueError(f"{key!r} is {value!r}, not true/false")
-    return value
+    if not isinstance(obj, dict) or "verdict" not in obj:
+        raise ValueError(f"no 'verdict' in {raw[:80]!r}")
+    value = obj["verdict"]
+    if value not in choices:
+        raise ValueError(f"verdict {value!r} is not one of {choices}")
+    return value == choices[-1]
 
 
 class Judge:
@@ -84,7 +87,7 @@ class Judge:
             {"role": "user", "content": load_prompt("judge_support_user", self.prompts_dir).render(
                 passages=body, claim=claim)},
         ]
-        return self._ask(("support", body, claim), messages, SUPPORT_SCHEMA, "supported")
+        return self._ask(("support", body, claim), messages, SUPPORT_SCHEMA)
 
     def correct(self, question: str, gold: str, answer: str) -> JudgeVerdict:
         messages = [
@@ -92,9 +95,9 @@ class Judge:
             {"role": "user", "content": load_prompt("judge_correct_user", self.prompts_dir).render(
                 question=question, gold=gold, answer=answer.strip()[:3000])},
         ]
-        return self._ask(("correct", question, gold, answer), messages, CORRECT_SCHEMA, "correct")
+        return self._ask(("correct", question, gold, answer), messages, CORRECT_SCHEMA)
 
-    def _ask(self, key: tuple, messages: list[dict[str, str]], schema: dict[str, Any], field: str) -> JudgeVerdict:
+    def _ask(self, key: tuple, messages: list[dict[str, str]], schema: dict[str, Any]) -> JudgeVerdict:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
@@ -106,7 +109,7 @@ class Judge:
                 self.calls += 1
             try:
                 raw = self.llm.complete(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
-                verdict = JudgeVerdict(supported=parse_verdict(raw, field), raw=raw, attempts=attempts)
+                verdict = JudgeVerdict(supported=parse_verdict(raw, schema), raw=raw, attempts=attempts)
                 break
             except LLMError as exc:
                 error = f"judge backend failed: {exc}"

@@ -28,7 +28,7 @@ def test_eval_score_cli(tmp_path, monkeypatch):
     from assistant.llm import ScriptedLLM
     from eval.judge import Judge
 
-    judge = Judge(ScriptedLLM([{"supported": True}, {"supported": False}]), PROJECT_ROOT / "prompts", workers=1)
+    judge = Judge(ScriptedLLM([{"verdict": "supported"}, {"verdict": "not supported"}]), PROJECT_ROOT / "prompts", workers=1)
     monkeypatch.setattr("assistant.cli_eval._judge", lambda *a, **k: judge)
     records = tmp_path / "answers.jsonl"
     records.write_text(json.dumps({"id": "r1", "question": "q", "answer": "Claim one [1]. Claim two.",

@@ -19,7 +19,7 @@ def judge_with(*replies) -> tuple[Judge, ScriptedLLM]:
 
 
 def test_valid_verdict_schema_and_temperature():
-    judge, llm = judge_with({"supported": True})
+    judge, llm = judge_with({"verdict": "supported"})
     v = judge.support(["Passage text."], "A claim.")
     assert v.supported is True and v.attempts == 1 and not v.error
     call = llm.calls[0]
@@ -28,13 +28,13 @@ def test_valid_verdict_schema_and_temperature():
 
 
 def test_malformed_then_valid_is_retried():
-    judge, llm = judge_with("not json", {"supported": False})
+    judge, llm = judge_with("not json", {"verdict": "not supported"})
     v = judge.support(["p"], "c")
     assert v.supported is False and v.attempts == 2 and len(llm.calls) == 2
 
 
 def test_malformed_twice_is_an_error_never_supported():
-    judge, llm = judge_with('{"supported": "yes"}', '{"verdict": true}', {"supported": True})
+    judge, llm = judge_with('{"verdict": "yes"}', '{"supported": true}', {"verdict": "supported"})
     v = judge.support(["p"], "c")
     assert v.supported is None and "malformed" in v.error and len(llm.calls) == 2
     assert judge.errors == 1
@@ -47,20 +47,20 @@ def test_backend_failure_is_an_error():
 
 
 def test_errors_count_as_unsupported_in_faithfulness():
-    judge, _ = judge_with({"supported": True}, "{", "{")
+    judge, _ = judge_with({"verdict": "supported"}, "{", "{")
     r = score_faithfulness("First claim. Second claim.", ["p"], judge)
     assert r.n_supported == 1 and r.n_errors == 1 and r.score == 0.5
 
 
 def test_verdicts_are_cached():
-    judge, llm = judge_with({"supported": True})
+    judge, llm = judge_with({"verdict": "supported"})
     assert judge.support(["p"], "c").supported is True
     assert judge.support(["p"], "c").supported is True
     assert len(llm.calls) == 1
 
 
 def test_correctness_verdict():
-    judge, llm = judge_with({"correct": True})
+    judge, llm = judge_with({"verdict": "correct"})
     assert judge.correct("q?", "gold", "answer").supported is True
     assert "gold" in llm.calls[0]["messages"][1]["content"]
 
@@ -74,7 +74,7 @@ def test_judge_check_pairs_and_agreement():
         ("support", "a", "a", True), ("support", "a", "b", False),
         ("support", "b", "b", True), ("support", "b", "a", False)]
     # The judge says yes to everything: right on positives, wrong on negatives.
-    judge, _ = judge_with(*[{"supported": True}] * 4)
+    judge, _ = judge_with(*[{"verdict": "supported"}] * 4)
     result = run_judge_check(items, judge, tasks=["support"])
     a = result.tasks["support"]
     assert a.n == 4 and a.agreement == 0.5 and a.true_positive_rate == 1.0 and a.true_negative_rate == 0.0
@@ -91,7 +91,7 @@ def test_every_judge_prompt_renders():
 
 
 def test_passages_over_the_context_budget_keep_the_relevant_one():
-    llm = ScriptedLLM([{"supported": True}])
+    llm = ScriptedLLM([{"verdict": "supported"}])
     judge = Judge(llm, PROMPTS, workers=1, max_passage_chars=120)
     filler = ["Unrelated text about something else entirely. " * 2] * 3
     judge.support(filler + ["Dropout of 0.1 is applied to every sub-layer."], "Dropout 0.1 is applied to sub-layers.")

@@ -9,6 +9,13 @@ Independent sub-queries run in concurrent workers (vLLM batches their judge call
 verification calls. Every step reports what it does as AskEvents (plan, search, passages, token,
 verify, status, error, answer) through the workflow's event stream. Nothing here crashes on a bad
 model reply: unusable JSON is retried once and then a fallback is taken (engine_steps.ask_json).
+
+Backends: the engine needs only the LLM protocol (complete with json_schema, stream; acomplete /
+astream used when present). The default is the OpenAI-compatible client to vLLM. An in-process
+`vllm.LLM` backend (batch work) must live in the vLLM virtualenv (.venv-vllm), which cannot hold
+colbert-ai: wrap `LLM.generate`/`LLM.chat` with `SamplingParams(structured_outputs=
+StructuredOutputsParams(json=schema))` in a class with `model`, `complete` and `stream`, and run the
+batch script (e.g. bench/agentic.py with dense retrieval) from that environment.
 """
 from __future__ import annotations
 

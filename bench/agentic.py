@@ -32,7 +32,11 @@ def pick(items, answerable: int | None, ids: list[str] | None):
     if ids:
         return [q for q in items if q.id in ids]
     ans = [q for q in items if q.answerable]
-    return (ans[:answerable] if answerable is not None else ans) + [q for q in items if not q.answerable]
+    ans = ans[:answerable] if answerable is not None else ans
+    unans = [q for q in items if not q.answerable]
+    # alternate the two kinds so that a run cut short still has both
+    mixed = [q for pair in zip(ans, unans) for q in pair]
+    return mixed + ans[len(unans):] + unans[len(ans):]
 
 
 def done_keys(out: Path) -> set[tuple[str, str]]:

@@ -81,6 +81,32 @@ def numbers_ok(sentence: str, passage: str) -> bool:
     return numbers_in(sentence) <= have
 
 
+NAME = re.compile(r"[A-Za-z][\w-]*")
+
+
+def names_in(sentence: str) -> set[str]:
+    """Names and terms (a capital after the first word, or letters with digits): ColBERTv2, Mixtral, GPT-4."""
+    words = NAME.findall(MARKER.sub("", sentence))
+    return {w.lower().strip("-") for i, w in enumerate(words)
+            if len(w) >= 3 and ((i > 0 and any(c.isupper() for c in w)) or
+                                (any(c.isdigit() for c in w) and any(c.isalpha() for c in w)))}
+
+
+def names_ok(sentence: str, hit: Hit) -> bool:
+    """Every name of the sentence appears in the passage or its paper's title: catches a small model
+    putting the question's subject (a model not in the papers) into a sentence copied from another one."""
+    haystack = f"{passage_text(hit)} {hit.paper_title}".lower()
+    return all(name in haystack for name in names_in(sentence))
+
+
+def grounded(sentence: str, hit: Hit) -> str:
+    """'' when the sentence's numbers and names are in the passage, else why not."""
+    if not numbers_ok(sentence, passage_text(hit)):
+        return "numbers not found"
+    missing = sorted(n for n in names_in(sentence) if n not in f"{passage_text(hit)} {hit.paper_title}".lower())
+    return f"names not found ({', '.join(missing)})" if missing else ""
+
+
 def passage_text(hit: Hit) -> str:
     return sanitize_passage(hit.chunk.text)[0]
 
@@ -99,11 +125,11 @@ def precheck(sentence: str, cited: list[int], hits: Sequence[Hit]) -> Checked | 
     if len(content_words(sentence)) < 3:
         return Checked(sentence, cited, None, "too short to check")
     scored = sorted(((overlap(sentence, passage_text(hits[n - 1])), n) for n in cited), reverse=True)
-    if scored and scored[0][0] >= STRONG_OVERLAP and numbers_ok(sentence, passage_text(hits[scored[0][1] - 1])):
+    if scored and scored[0][0] >= STRONG_OVERLAP and not grounded(sentence, hits[scored[0][1] - 1]):
         return Checked(sentence, cited, True, f"words found in [{scored[0][1]}] ({scored[0][0]:.2f})")
     others = sorted(((overlap(sentence, passage_text(h)), i + 1) for i, h in enumerate(hits) if i + 1 not in cited),
                     reverse=True)
-    if others and others[0][0] >= STRONG_OVERLAP and numbers_ok(sentence, passage_text(hits[others[0][1] - 1])):
+    if others and others[0][0] >= STRONG_OVERLAP and not grounded(sentence, hits[others[0][1] - 1]):
         n = others[0][1]
         was = "".join(f"[{c}]" for c in cited) or "no citation"
         return Checked(sentence, [n], True, f"citation {was} replaced by [{n}] ({others[0][0]:.2f})")
@@ -131,8 +157,9 @@ async def check_with_model(sentence: str, cited: list[int], hits: Sequence[Hit],
     text = passage_text(hits[n - 1])
     if overlap(sentence, text) < WEAK_OVERLAP:
         return Checked(sentence, cited, False, f"the model said [{n}] supports it, but they share few words")
-    if not numbers_ok(sentence, text):
-        return Checked(sentence, cited, False, f"numbers not found in [{n}]")
+    why = grounded(sentence, hits[n - 1])
+    if why:
+        return Checked(sentence, cited, False, f"{why} in [{n}]")
     if n in cited:
         return Checked(sentence, cited, True, f"the model found it in [{n}]")
     was = "".join(f"[{c}]" for c in cited) or "no citation"

@@ -90,6 +90,26 @@ def cited_gold(answer: Answer, evidence) -> tuple[int, int]:
     return good, total
 
 
+def with_names_check(answer: Answer) -> Answer:
+    """An answer stored before verify.names_ok existed, re-checked in code: sentences naming something
+    their cited passage (and its paper's title) never mentions are dropped; none left means abstain."""
+    from assistant.verify import COVERAGE, names_ok
+
+    if answer.abstained or answer.settings.get("engine") != "agentic":
+        return answer
+    kept = [s for s, markers in [(s, m) for s, m in _sentences(answer.text)]
+            if not markers or all(names_ok(s, answer.passages[n - 1]) for n in markers if n <= len(answer.passages))]
+    if not [s for s in kept if not COVERAGE.search(s)]:
+        return answer.model_copy(update={"abstained": True, "text": "The indexed papers do not answer this question."})
+    return answer.model_copy(update={"text": " ".join(kept)})
+
+
+def _sentences(text: str):
+    from assistant.cite import markers_in, split_sentences
+
+    return [(s, markers_in(s)) for s in split_sentences(text)]
+
+
 def pct(values, p: float) -> float:
     values = sorted(values)
     if not values:
@@ -110,11 +130,16 @@ def report(args) -> str:
              "| config | evidence recall@10 | answered (answerable) | sentences citing gold evidence | "
              "abstained (unanswerable) | latency median s | latency p95 s |",
              "|---|---|---|---|---|---|---|"]
-    for name in [c for c in CONFIGS if c in rows]:
+    names = [c for c in CONFIGS if c in rows]
+    if args.rescore_names:
+        names += [f"{c} +names" for c in names if c.startswith("agentic")]
+    for name in names:
         recalls, answered, good, total, abst, secs = [], [], 0, 0, [], []
         for qid in sorted(common):
-            q, r = items[qid], rows[name][qid]
+            q, r = items[qid], rows[name.split(" ")[0]][qid]
             answer = Answer.model_validate(r["answer"])
+            if name.endswith("+names"):
+                answer = with_names_check(answer)
             secs.append(r["seconds"])
             if q.answerable:
                 passages = [(h.chunk.arxiv_id, h.chunk.text) for h in answer.passages[:10]]
@@ -146,6 +171,8 @@ def main() -> None:
     p.add_argument("--ids", nargs="*", help="Only these question ids")
     p.add_argument("--out", type=Path, default=Path("bench/out/agentic.jsonl"))
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--rescore-names", action="store_true",
+                   help="Also score agentic answers re-checked by verify.names_ok (for runs made before it)")
     args = p.parse_args()
     if not args.report_only:
         run(args)

@@ -95,3 +95,14 @@ def test_verification_calls_run_concurrently():
     out = run(text, llm, unsupported="mark")
     assert peak[0] >= 2 and len(out.verdicts) == 3
     assert out.text.count("[unsupported]") == 3
+
+
+def test_a_name_the_passage_never_mentions_makes_a_copied_sentence_unsupported():
+    from assistant.verify import names_in
+
+    assert names_in("Recall of ColBERTv2 beats GPT-4 on Natural Questions [1].") == {
+        "colbertv2", "gpt-4", "natural", "questions"}
+    llm = RoutedLLM(verify=[{"passage": 1, "supported": True}])
+    out = run("In Mixtral grouped-query attention divides query heads into G groups [1].", llm)
+    assert out.verdicts[0].supported is False and "mixtral" in out.verdicts[0].note
+    assert run("Grouped-query attention divides query heads into G groups; GQA-1 is MQA [1].").verdicts[0].supported

@@ -23,7 +23,6 @@ import asyncio
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterator, Sequence
 
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
@@ -31,11 +30,12 @@ from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Wor
 from assistant.answer import ABSTAIN_TEXT, clean_question, looks_like_abstention
 from assistant.cite import attach_citations, markers_in
 from assistant.config import Settings
-from assistant.engine_steps import Budget, Tools, format_passages, near_duplicate, prompt_version, sanitize_passage
-from assistant.hyde import HydeResult, ahyde
-from assistant.llm_protocol import LLM, LLMError, Message
-from assistant.plan import Judgement, Plan, judge_evidence, make_plan, mostly_english
-from assistant.prompts import load_prompt
+from assistant.engine_state import RunState, Track, _dedupe
+from assistant.engine_steps import (Budget, Tools, answer_messages, astream, near_duplicate, prompt_version,
+                                   sanitize_passage)
+from assistant.hyde import ahyde
+from assistant.llm_protocol import LLM, LLMError
+from assistant.plan import Judgement, judge_evidence, make_plan, mostly_english
 from assistant.retrieve import RetrievalError
 from assistant.types import Answer, AskEvent, Hit
 from assistant.verify import averify
@@ -74,61 +74,6 @@ class Written(Event):
     hits: list[Hit]
     raw: str
     error: str = ""
-
-
-@dataclass
-class Track:
-    """One sub-query's search history."""
-    query: str
-    rounds: list[tuple[str, list[Hit], Judgement | None]] = field(default_factory=list)
-
-    def issued(self) -> list[str]:
-        return [q for q, _, _ in self.rounds]
-
-    def enough(self) -> bool:
-        return any(j is not None and j.enough for _, _, j in self.rounds)
-
-    def ranked(self) -> list[Hit]:
-        """One round: as retrieved (same order as the judge saw: prefix cache). More: judged-relevant first."""
-        if len(self.rounds) == 1:
-            return list(self.rounds[0][1])
-        relevant = [hits[n - 1] for _, hits, j in self.rounds if j for n in j.relevant]
-        rest = [h for i in range(max(len(hits) for _, hits, _ in self.rounds))
-                for _, hits, _ in self.rounds if i < len(hits)]
-        return _dedupe([*relevant, *rest])
-
-
-@dataclass
-class RunState:
-    question: str
-    papers: list[str] | None
-    mode: str
-    use_hyde: bool
-    budget: Budget
-    start: float = field(default_factory=time.perf_counter)
-    timings: dict[str, float] = field(default_factory=dict)
-    plan: Plan | None = None
-    hyde: HydeResult | None = None
-    tracks: list[Track] = field(default_factory=list)
-    relevance: float = 0.0
-    tokens: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    sanitized: list[str] = field(default_factory=list)
-
-    def queries(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(q for t in self.tracks for q in t.issued())) or (self.question,)
-
-    def add_time(self, key: str, seconds: float) -> None:
-        self.timings[key] = round(self.timings.get(key, 0.0) + seconds, 3)
-
-
-def _dedupe(hits: Sequence[Hit]) -> list[Hit]:
-    seen, out = set(), []
-    for h in hits:
-        if h.chunk.id not in seen:
-            seen.add(h.chunk.id)
-            out.append(h)
-    return out
 
 
 class AgentWorkflow(Workflow):
@@ -360,41 +305,6 @@ class AgentWorkflow(Workflow):
                       model=self.llm.model, prompt="+".join(PROMPTS), queries=self.state.queries(),
                       verdicts=tuple(verdicts), settings=self.run_settings(**extra), timings=self.timings(),
                       partial=partial)
-
-
-def answer_messages(question: str, hits: Sequence[Hit], settings: Settings) -> list[Message]:
-    """The single-shot answer prompt over sanitized passages; its prefix matches the judge prompt's."""
-    system = load_prompt("answer_system", settings.prompts_dir).render()
-    user = load_prompt("answer_user", settings.prompts_dir).render(passages=format_passages(hits, settings),
-                                                                  question=question)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-async def astream(llm: LLM, messages: list[Message], **kwargs) -> AsyncIterator[str]:
-    """The LLM's async stream, or its sync stream pumped from a thread so the loop keeps serving events."""
-    if hasattr(llm, "astream"):
-        async for piece in llm.astream(messages, **kwargs):
-            yield piece
-        return
-    loop = asyncio.get_running_loop()
-    q: asyncio.Queue = asyncio.Queue()
-    done = object()
-
-    def pump() -> None:
-        try:
-            for piece in llm.stream(messages, **kwargs):
-                loop.call_soon_threadsafe(q.put_nowait, piece)
-        except BaseException as exc:  # handed to the consumer
-            loop.call_soon_threadsafe(q.put_nowait, exc)
-        finally:
-            loop.call_soon_threadsafe(q.put_nowait, done)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    while (item := await q.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
 
 
 class Engine:

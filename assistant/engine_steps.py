@@ -11,9 +11,10 @@ import asyncio
 import hashlib
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence, TypeVar
+from typing import Any, AsyncIterator, Sequence, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -259,3 +260,38 @@ class Tools:
 
     def is_empty(self) -> bool:
         return self.library.dense.count() == 0
+
+
+def answer_messages(question: str, hits: Sequence[Hit], settings: Settings) -> list[Message]:
+    """The single-shot answer prompt over sanitized passages; its prefix matches the judge prompt's."""
+    system = load_prompt("answer_system", settings.prompts_dir).render()
+    user = load_prompt("answer_user", settings.prompts_dir).render(passages=format_passages(hits, settings),
+                                                                  question=question)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+async def astream(llm: LLM, messages: list[Message], **kwargs) -> AsyncIterator[str]:
+    """The LLM's async stream, or its sync stream pumped from a thread so the loop keeps serving events."""
+    if hasattr(llm, "astream"):
+        async for piece in llm.astream(messages, **kwargs):
+            yield piece
+        return
+    loop = asyncio.get_running_loop()
+    q: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    def pump() -> None:
+        try:
+            for piece in llm.stream(messages, **kwargs):
+                loop.call_soon_threadsafe(q.put_nowait, piece)
+        except BaseException as exc:  # handed to the consumer
+            loop.call_soon_threadsafe(q.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(q.put_nowait, done)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    while (item := await q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item

@@ -25,20 +25,30 @@ def _settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(**values)
 
 
+def _at(vllm_settings: Settings, vllm_url: str) -> Settings:
+    """The session's settings pointed at the port vllm_url really uses (the fixture may reuse a dev server)."""
+    return vllm_settings.model_copy(update={"vllm_port": int(vllm_url.rsplit(":", 1)[1].split("/")[0])})
+
+
 @pytest.mark.llm
 def test_second_ensure_running_reuses_the_server(vllm_settings: Settings, vllm_url: str) -> None:
-    first_pid = VLLMServer(vllm_settings).pid()
+    settings = _at(vllm_settings, vllm_url)
+    first_pid = VLLMServer(settings).pid()
     start = time.monotonic()
-    again = VLLMServer(vllm_settings)
-    assert again.ensure_running() == vllm_url
-    assert time.monotonic() - start < 3.0
-    assert again.pid() == first_pid and again.is_healthy()
-    assert again.served_models() == [vllm_settings.llm_model]
+    again = VLLMServer(settings)
+    try:
+        assert again.ensure_running() == vllm_url
+        assert time.monotonic() - start < 3.0
+        assert again.pid() == first_pid and again.is_healthy()
+        assert again.served_models() == [settings.llm_model]
+    finally:
+        if again.pid() != first_pid:
+            again.stop()  # never leave a stray server behind if reuse failed
 
 
 @pytest.mark.llm
 def test_a_server_for_another_model_is_not_reused(vllm_settings: Settings, vllm_url: str) -> None:
-    other = vllm_settings.model_copy(update={"llm_model": "another-model"})
+    other = _at(vllm_settings, vllm_url).model_copy(update={"llm_model": "another-model"})
     with pytest.raises(LLMError, match="serves .*qwen2.5-coder-0.5b-instruct.*not another-model"):
         VLLMServer(other).ensure_running()
 

@@ -20,6 +20,7 @@ class IngestProgress:
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
         self.papers_task = None
         self.embed_task = None
+        self.build_tasks: dict[str, int] = {}
         self.started = time.perf_counter()
         self.elapsed = 0.0
 
@@ -42,6 +43,10 @@ class IngestProgress:
                 self.embed_task = self.progress.add_task("embedding", total=event.total)
             self.progress.update(self.embed_task, completed=event.done, total=event.total,
                                  description=f"embedding {event.item}")
+        elif event.stage == "build" and event.total:
+            if event.message not in self.build_tasks:
+                self.build_tasks[event.message] = self.progress.add_task(event.message, total=event.total)
+            self.progress.update(self.build_tasks[event.message], completed=event.done, total=event.total)
         elif event.message:
             self.progress.console.log(event.message)
 

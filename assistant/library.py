@@ -156,8 +156,14 @@ class Library:
             if gone:
                 index.remove(gone)
             if new:
-                progress(ProgressEvent(stage="index", message=f"updating the {name} index with {len(new)} passages"))
-                index.add(new)
+                message = f"{name} index: adding {len(new)} passages"
+                progress(ProgressEvent(stage="build", message=message, done=0, total=len(new)))
+                if name == "colbert":  # minutes for a whole corpus on a CPU: report each encoded batch
+                    index.add(new, progress=lambda done, total: progress(
+                        ProgressEvent(stage="build", message=message, done=done, total=total)))
+                else:
+                    index.add(new)
+                progress(ProgressEvent(stage="build", message=message, done=len(new), total=len(new)))
             changed[name] = len(new) + len(gone)
         return changed
 

@@ -35,7 +35,7 @@ class Retriever:
             pool = max(k * 3, 30)
             rankings = {"dense": lib.dense.search(query, pool, papers)}
             rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
-            ranked = rrf(rankings, lib.settings.fusion_weights, limit=k)
+            ranked = rrf(rankings, lib.settings.fusion_weights, k=lib.settings.rrf_k, limit=k)
         elif mode == "collapsed" or mode.startswith("collapsed:"):
             # RAPTOR collapsed tree: every level in one pool, filled to a token budget; "collapsed:0,1" filters levels.
             from indexes.raptor import collapsed_search, parse_levels

@@ -254,6 +254,8 @@ class AssistantPipeline:
         assistant = self._ready()
         self.llm.reset()
         answer = assistant.ask(item.question)
+        if answer.partial and not answer.text.strip():  # recorded as an error (retried on resume), not as an answer
+            raise RuntimeError(f"the model gave no answer: {answer.settings.get('error', 'unknown error')}")
         passages = tuple(PassageRecord(chunk_id=h.chunk.id, arxiv_id=h.chunk.arxiv_id, text=h.chunk.text,
                                        score=round(h.score, 5), source=h.source, pages=h.chunk.pages_label)
                          for h in answer.passages)

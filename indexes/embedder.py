@@ -32,7 +32,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.device = device
         self._model = None
-        self._tokenizer = None
+        self._local = threading.local()
         self._lock = threading.Lock()
 
     @property
@@ -52,14 +52,17 @@ class SentenceTransformerEmbedder:
 
     @property
     def tokenizer(self):
-        """The model's fast tokenizer, loaded without the weights (chunking needs only this)."""
-        if self._model is not None:
-            return self._model.tokenizer
-        if self._tokenizer is None:
+        """A fast tokenizer of the model for chunking, one per thread.
+
+        Never the model's own: a Rust tokenizer used from two threads at once raises
+        "Already borrowed", and ingest chunks the next paper while this one is embedded.
+        """
+        tokenizer = getattr(self._local, "tokenizer", None)
+        if tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
-        return self._tokenizer
+            tokenizer = self._local.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        return tokenizer
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """L2-normalised float32 vectors; progress(n) is called after each batch with the rows done."""

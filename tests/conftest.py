@@ -47,6 +47,9 @@ def settings_for(tmp_path):
     from assistant.config import Settings
 
     def build(mirror: Path | None = None, **overrides):
+        # BM25 only by default: a ColBERT build per test costs seconds; mini_library_home and the
+        # ColBERT tests cover it.
+        overrides.setdefault("indexes", ["bm25"])
         return Settings(home=tmp_path / "home", mirror=mirror, offline=True, arxiv_delay_s=0.0, **overrides)
 
     return build

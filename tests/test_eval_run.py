@@ -10,7 +10,7 @@ from eval.judge import JudgeVerdict
 from eval.report import bootstrap_ci, summarize, write_report
 from eval.run import (RESULTS, EvalConfig, EvalError, EvalRun, PassageRecord, PipelineOutput, ResultsFile,
                       load_config)
-from tests.conftest import DEV_SET, SMALL_IDS
+from tests.conftest import DEV_SET, SMALL_IDS, SMALL_MODEL
 
 ITEMS = [
     QAItem(id="q1", question="How many heads?", answer="8 heads", arxiv_id="A", evidence=("uses 8 heads",), kind="fact"),
@@ -163,7 +163,7 @@ def test_three_question_end_to_end(request, tmp_path, mini_library_home, embedde
     dev = load_dataset(DEV_SET)
     items = [i for i in dev if i.arxiv_id in SMALL_IDS][:2] + [i for i in dev if not i.answerable][:1]
     assert len(items) == 3
-    settings = mini_library_home.model_copy(update={"llm_base_url": url})
+    settings = mini_library_home.model_copy(update={"llm_base_url": url, "llm_model": SMALL_MODEL})
     llm = OpenAICompatibleLLM.from_settings(settings)
     config = EvalConfig(name="default")
     run = EvalRun(items=items, configs=[config], out_dir=tmp_path / "out", judge=Judge(llm, settings.prompts_dir),

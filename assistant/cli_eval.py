@@ -105,18 +105,23 @@ def run_cmd(ctx: typer.Context,
             progress.update(tasks[event.config], advance=1, note=note)
 
         run.on_event = on_event
-        try:
-            results = run.run()
-        finally:
-            for p in pipelines.values():
-                p.close()
+        # The check runs first: a scored judge takes its P(Yes) thresholds from it.
         if the_judge is not None and judge_check:
             from eval.judge import run_judge_check
 
             t = progress.add_task("judge-check", total=judge_check, note="")
             check = run_judge_check(items if len(items) * 2 >= judge_check else _dataset(dataset), the_judge,
                                     limit=judge_check, on_pair=lambda p, d, n: progress.update(t, completed=d))
+            out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / JUDGE_CHECK).write_text(check.model_dump_json(indent=2))
+        elif the_judge is not None and the_judge.scored and (out_dir / JUDGE_CHECK).exists():
+            saved = json.loads((out_dir / JUDGE_CHECK).read_text()).get("judge", {}).get("thresholds")
+            the_judge.thresholds.update(saved or {})
+        try:
+            results = run.run()
+        finally:
+            for p in pipelines.values():
+                p.close()
     if check is None and (out_dir / JUDGE_CHECK).exists():
         check_data = json.loads((out_dir / JUDGE_CHECK).read_text())
     else:

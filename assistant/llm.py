@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -92,6 +93,34 @@ class OpenAICompatibleLLM:
             if parsed is not None:
                 return parsed
         raise LLMError(f"the model returned malformed JSON {retries + 1} times; last reply: {text[:300]!r}")
+
+    def yes_probability(self, messages: list[Message]) -> float:
+        """P(Yes) / (P(Yes) + P(No)) for the reply's first token, from the server's top log-probabilities.
+
+        A graded verdict in one generated token: small models put real signal in these probabilities
+        even when their sampled answer is always the same word (eval/README.md, judge-check).
+        """
+        body = self._body(messages, 1, 0.0, None, None, stream=False)
+        body.update(logprobs=True, top_logprobs=20)
+        try:
+            with httpx.Client(timeout=self.timeout, headers=self._headers()) as client:
+                reply = client.post(self._url, json=body)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        if reply.status_code >= 400:
+            raise self._http_error(reply)
+        try:
+            top = reply.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            mass = {"yes": 0.0, "no": 0.0}
+            for entry in top:
+                word = entry["token"].strip().lower()
+                if word in mass:
+                    mass[word] += math.exp(float(entry["logprob"]))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMError(f"no log-probabilities in the reply from {self.base_url}: {reply.text[:200]!r}") from exc
+        if mass["yes"] + mass["no"] == 0.0:
+            raise LLMError(f"neither Yes nor No among the top tokens: {[e.get('token') for e in top][:8]}")
+        return mass["yes"] / (mass["yes"] + mass["no"])
 
     # --- async twins (vLLM batches concurrent requests: 2 at once is ~2x the throughput)
     async def achat(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,

@@ -27,6 +27,8 @@ CORRECT_SCHEMA: dict[str, Any] = {
     "required": ["verdict"], "additionalProperties": False,
 }
 PROMPTS = ("judge_support_system", "judge_support_user", "judge_correct_system", "judge_correct_user")
+SCORED_PROMPTS = ("judge_support_system", "judge_support_yesno", "judge_correct_system", "judge_correct_yesno")
+TASKS = ("support", "correct")
 # Passages longer than this (characters, all together) are cut: the judge's context is small.
 MAX_PASSAGE_CHARS = 7000
 CHARS_PER_TOKEN = 3.2  # conservative for scientific English with numbers (Qwen tokenizer)
@@ -36,6 +38,7 @@ class JudgeVerdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     supported: bool | None  # the verdict (for correctness: "correct"); None = the judge failed, never a yes
+    score: float | None = None  # P(yes) when the backend gives log-probabilities (scored judging)
     error: str = ""
     raw: str = ""
     attempts: int = 1
@@ -66,6 +69,10 @@ class Judge:
         self.max_tokens = max_tokens
         self.max_passage_chars = max_passage_chars
         self._cache: dict[tuple, JudgeVerdict] = {}
+        # Scored judging: a Yes/No prompt whose P(Yes) is compared with a per-task threshold, which
+        # calibrate() fits on judge-check pairs. Backends without log-probabilities get JSON verdicts.
+        self.scored = callable(getattr(llm, "yes_probability", None))
+        self.thresholds: dict[str, float] = {task: 0.5 for task in TASKS}
         self._lock = threading.Lock()
         self.calls = 0
         self.errors = 0
@@ -75,8 +82,18 @@ class Judge:
         return getattr(self.llm, "model", "")
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.model, "prompts": list(PROMPTS), "temperature": 0.0, "retries": self.retries,
-                "max_passage_chars": self.max_passage_chars}
+        return {"model": self.model, "prompts": list(SCORED_PROMPTS if self.scored else PROMPTS), "temperature": 0.0,
+                "retries": self.retries, "max_passage_chars": self.max_passage_chars,
+                "mode": "P(Yes) >= threshold" if self.scored else "JSON verdict",
+                **({"thresholds": dict(self.thresholds)} if self.scored else {})}
+
+    def calibrate(self, check: "JudgeCheckResult") -> dict[str, float]:
+        """Per task, the P(Yes) threshold with the best balanced accuracy on the check's pairs."""
+        for task in TASKS:
+            scored = [(p.score, p.truth) for p in check.pairs if p.task == task and p.score is not None]
+            if any(t for _, t in scored) and any(not t for _, t in scored):
+                self.thresholds[task] = best_threshold(scored)
+        return dict(self.thresholds)
 
     # --- verdicts
     def support(self, passages: Sequence[str], claim: str) -> JudgeVerdict:
@@ -84,7 +101,7 @@ class Judge:
         body = format_passages(passages, self.max_passage_chars)
         messages = [
             {"role": "system", "content": load_prompt("judge_support_system", self.prompts_dir).render()},
-            {"role": "user", "content": load_prompt("judge_support_user", self.prompts_dir).render(
+            {"role": "user", "content": load_prompt(self._user_prompt("support"), self.prompts_dir).render(
                 passages=body, claim=claim)},
         ]
         return self._ask(("support", body, claim), messages, SUPPORT_SCHEMA)
@@ -92,15 +109,40 @@ class Judge:
     def correct(self, question: str, gold: str, answer: str) -> JudgeVerdict:
         messages = [
             {"role": "system", "content": load_prompt("judge_correct_system", self.prompts_dir).render()},
-            {"role": "user", "content": load_prompt("judge_correct_user", self.prompts_dir).render(
+            {"role": "user", "content": load_prompt(self._user_prompt("correct"), self.prompts_dir).render(
                 question=question, gold=gold, answer=answer.strip()[:3000])},
         ]
         return self._ask(("correct", question, gold, answer), messages, CORRECT_SCHEMA)
 
+    def _user_prompt(self, task: str) -> str:
+        return f"judge_{task}_yesno" if self.scored else f"judge_{task}_user"
+
     def _ask(self, key: tuple, messages: list[dict[str, str]], schema: dict[str, Any]) -> JudgeVerdict:
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
+            cached = self._cache.get(key)
+        if cached is None:
+            cached = self._ask_scored(messages) if self.scored else self._ask_json(messages, schema)
+            with self._lock:
+                self._cache[key] = cached
+        if cached.score is not None:  # the threshold may have been calibrated since the score was cached
+            return cached.model_copy(update={"supported": cached.score >= self.thresholds[key[0]]})
+        return cached
+
+    def _ask_scored(self, messages: list[dict[str, str]]) -> JudgeVerdict:
+        error, attempts = "", 0
+        for attempts in range(1, self.retries + 2):
+            with self._lock:
+                self.calls += 1
+            try:
+                score = float(self.llm.yes_probability(messages))
+                return JudgeVerdict(supported=None, score=round(score, 5), raw=f"P(yes)={score:.4f}", attempts=attempts)
+            except LLMError as exc:
+                error = f"judge backend failed: {exc}"
+        with self._lock:
+            self.errors += 1
+        return JudgeVerdict(supported=None, error=error, attempts=attempts)
+
+    def _ask_json(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> JudgeVerdict:
         raw, error = "", ""
         attempts = 0
         verdict: JudgeVerdict | None = None
@@ -119,9 +161,29 @@ class Judge:
             verdict = JudgeVerdict(supported=None, error=error, raw=raw, attempts=attempts)
             with self._lock:
                 self.errors += 1
-        with self._lock:
-            self._cache[key] = verdict
         return verdict
+
+
+def best_threshold(scored: Sequence[tuple[float, bool]]) -> float:
+    """The cut (midway between adjacent scores) with the best balanced accuracy; ties go to the lower cut."""
+    values = sorted({s for s, _ in scored})
+    cuts = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1e-6]
+    pos = [s for s, t in scored if t]
+    neg = [s for s, t in scored if not t]
+
+    def balanced(cut: float) -> float:
+        return (sum(s >= cut for s in pos) / len(pos) + sum(s < cut for s in neg) / len(neg)) / 2
+
+    return round(max(cuts, key=lambda c: (balanced(c), -c)), 5)
+
+
+def auc(scored: Sequence[tuple[float, bool]]) -> float | None:
+    """Area under the ROC curve: how often a true pair outscores a false one (threshold-free)."""
+    pos = [s for s, t in scored if t]
+    neg = [s for s, t in scored if not t]
+    if not pos or not neg:
+        return None
+    return round(sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg)), 4)
 
 
 def fit_passages(passages: Sequence[str], claim: str, limit: int) -> list[str]:
@@ -170,6 +232,7 @@ class CheckPair(BaseModel):
     other_qid: str = ""
     truth: bool
     verdict: bool | None = None
+    score: float | None = None
     error: str = ""
 
 
@@ -182,6 +245,8 @@ class TaskAgreement(BaseModel):
     true_negative_rate: float | None
     kappa: float | None  # Cohen's kappa between judge and truth (errors excluded)
     errors: int
+    auc: float | None = None  # scored judging only: threshold-free separation of true and false pairs
+    threshold: float | None = None  # scored judging only: the P(Yes) cut the verdicts used
 
 
 class JudgeCheckResult(BaseModel):
@@ -231,7 +296,7 @@ def run_judge_check(items: Sequence, judge: Judge, tasks: Sequence[str] = ("supp
         else:
             v = judge.correct(item.question, item.answer, other.answer)
         return CheckPair(task=task, qid=item.id, other_qid=other.id if other is not item else "", truth=truth,
-                         verdict=v.supported, error=v.error)
+                         verdict=v.supported, score=v.score, error=v.error)
 
     done: list[CheckPair] = []
     with ThreadPoolExecutor(max_workers=max(1, judge.workers)) as pool:
@@ -239,13 +304,18 @@ def run_judge_check(items: Sequence, judge: Judge, tasks: Sequence[str] = ("supp
             done.append(checked)
             if on_pair:
                 on_pair(checked, len(done), len(pairs))
-    by_task = {t: agreement_of([p for p in done if p.task == t]) for t in dict.fromkeys(p.task for p in done)}
+    if judge.scored:  # fit each task's P(Yes) cut on these pairs, then read the verdicts at that cut
+        judge.calibrate(JudgeCheckResult(judge={}, agreement=None, tasks={}, pairs=tuple(done)))
+        done = [p.model_copy(update={"verdict": p.score >= judge.thresholds[p.task]}) if p.score is not None else p
+                for p in done]
+    by_task = {t: agreement_of([p for p in done if p.task == t], judge.thresholds.get(t) if judge.scored else None)
+               for t in dict.fromkeys(p.task for p in done)}
     overall = agreement_of(done).agreement if done else None
     return JudgeCheckResult(judge=judge.describe(), agreement=overall, tasks=by_task, pairs=tuple(done),
                             seconds=round(time.perf_counter() - start, 1))
 
 
-def agreement_of(pairs: Sequence[CheckPair]) -> TaskAgreement:
+def agreement_of(pairs: Sequence[CheckPair], threshold: float | None = None) -> TaskAgreement:
     n = len(pairs)
     right = sum(1 for p in pairs if p.verdict is not None and p.verdict == p.truth)
     pos = [p for p in pairs if p.truth]
@@ -263,4 +333,5 @@ def agreement_of(pairs: Sequence[CheckPair]) -> TaskAgreement:
         n=n, agreement=round(right / n, 4) if n else None,
         true_positive_rate=round(sum(1 for p in pos if p.verdict is True) / len(pos), 4) if pos else None,
         true_negative_rate=round(sum(1 for p in neg if p.verdict is False) / len(neg), 4) if neg else None,
-        kappa=kappa, errors=sum(1 for p in pairs if p.verdict is None))
+        kappa=kappa, errors=sum(1 for p in pairs if p.verdict is None),
+        auc=auc([(p.score, p.truth) for p in pairs if p.score is not None]), threshold=threshold)

@@ -239,11 +239,17 @@ def render_markdown(summary: dict[str, Any], plots: dict[str, str], results: Seq
     judge = summary.get("judge") or {}
     check = summary.get("judge_check")
     if judge:
-        lines.append(f"Judge: `{judge.get('model', '?')}` (temperature 0, JSON-schema verdicts, one retry).")
+        if judge.get("thresholds"):
+            cuts = ", ".join(f"{t} {v}" for t, v in judge["thresholds"].items())
+            lines.append(f"Judge: `{judge.get('model', '?')}`, scored: a Yes/No prompt, verdict = P(Yes) of the first "
+                         f"token >= a per-task threshold fitted on the judge-check pairs ({cuts}).")
+        else:
+            lines.append(f"Judge: `{judge.get('model', '?')}` (temperature 0, JSON-schema verdicts, one retry).")
     if check and check.get("agreement") is not None:
         tasks = check.get("tasks") or {}
         parts = [f"{t}: {v['agreement']:.2f} (TPR {v['true_positive_rate']}, TNR {v['true_negative_rate']}, "
-                 f"kappa {v['kappa']}, n={v['n']})" for t, v in tasks.items() if v.get("agreement") is not None]
+                 f"kappa {v['kappa']}, n={v['n']}" + (f", AUC {v['auc']}" if v.get("auc") is not None else "") + ")"
+                 for t, v in tasks.items() if v.get("agreement") is not None]
         lines.append(f"**Judge-check agreement {check['agreement']:.2f}** on pairs of known truth — " + "; ".join(parts)
                      + ". Metrics marked * depend on this judge; read them with this figure.")
     elif judge:

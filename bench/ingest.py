@@ -36,6 +36,7 @@ def main() -> None:
     embed_seconds = 0.0
     embedded = 0
     last = [time.perf_counter()]
+    build_started: dict[str, float] = {}  # secondary index name -> when its sync began
 
     def progress(event: ProgressEvent) -> None:
         nonlocal embed_seconds, embedded
@@ -43,6 +44,8 @@ def main() -> None:
         if event.stage == "embed":
             embed_seconds += now - last[0]
             embedded = embedded + 1
+        elif event.stage == "build":
+            build_started.setdefault(event.message.split()[0], now)
         last[0] = now
 
     start = time.perf_counter()
@@ -52,6 +55,11 @@ def main() -> None:
     chunks = assistant.library.store.count_chunks()
     print(f"ingest: {len(ok)}/{len(ids)} papers ok, {chunks} chunks in {total:.1f} s "
           f"({chunks / total:.1f} chunks/s end to end)")
+    marks = sorted(build_started.items(), key=lambda kv: kv[1]) + [("end", start + total)]
+    if len(marks) > 1:
+        print(f"  dense part (fetch, parse, chunk, embed, chromadb): {marks[0][1] - start:.1f} s")
+        for (name, began), (_, ended) in zip(marks, marks[1:]):
+            print(f"  {name} index over all chunks: {ended - began:.1f} s")
     for r in results:
         if r.status != PaperStatus.ok:
             print(f"  failed {r.arxiv_id}: {r.reason}")

@@ -142,10 +142,10 @@ class Fetcher:
         return Paper(
             arxiv_id=ref.arxiv_id,
             version=version,
-            title=meta.get("title", ""),
+            title=meta.get("title") or "",
             authors=tuple(meta.get("authors") or ()),
             year=meta.get("year"),
-            abstract=meta.get("abstract", ""),
+            abstract=meta.get("abstract") or "",  # null in some manifests (2211.05100)
             pdf_path=str(pdf),
         )
 

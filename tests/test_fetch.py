@@ -72,6 +72,19 @@ def test_mirror_hit_uses_no_network(tmp_path: Path, server: ArxivTestServer) -> 
     assert server.requests == []
 
 
+def test_mirror_entry_with_null_fields_is_still_a_paper(tmp_path: Path) -> None:
+    """The shared manifest has "abstract": null for 2211.05100 and "authors": null for 2206.04615."""
+    import json
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    entry = next(m for m in json.loads((PAPERS / "manifest.json").read_text()) if m["arxiv_id"] == "1907.11692")
+    (mirror / "manifest.json").write_text(json.dumps([{**entry, "abstract": None, "authors": None, "title": None}]))
+    shutil.copy(PAPERS / "1907.11692.pdf", mirror)
+    paper = Fetcher(make_settings(tmp_path, mirror=mirror, offline=True)).fetch(SMALL)
+    assert paper.abstract == "" and paper.authors == () and paper.title == ""
+
+
 def test_mirror_with_another_version_falls_through(tmp_path: Path, server: ArxivTestServer) -> None:
     mirror = tmp_path / "mirror"
     mirror.mkdir()

@@ -7,6 +7,7 @@ from typing import Iterator, Sequence
 
 from assistant.cite import attach_citations
 from assistant.config import Settings
+from assistant.gate import answerability
 from assistant.llm_protocol import LLM, LLMError, Message
 from assistant.prompts import load_prompt
 from assistant.types import Answer, AskEvent, Hit
@@ -61,12 +62,22 @@ def stream_answer(question: str, hits: Sequence[Hit], llm: LLM, settings: Settin
     """Events: passages, tokens as generated, then the final Answer (also on a broken stream, marked partial)."""
     timings = dict(timings or {})
     run_settings = {"mode": settings.retrieval_mode, "top_k": settings.top_k, "min_relevance": settings.min_relevance,
-                    "relevance": round(relevance, 4), "hyde": settings.hyde}
+                    "relevance": round(relevance, 4), "hyde": settings.hyde,
+                    "answer_gate": settings.answer_gate}
     yield AskEvent(kind="passages", text=f"reading {len(hits)} passages", hits=tuple(hits))
     if not hits or relevance < settings.min_relevance:
         yield AskEvent(kind="answer", answer=abstention(
             question, hits, f"best passage relevance {relevance:.2f} < {settings.min_relevance}",
             settings=run_settings, model=llm.model, timings=timings, queries=tuple(queries)))
+        return
+    gate = answerability(question, hits, llm, settings)
+    if gate.score is not None:
+        run_settings["answerability"] = gate.score
+        timings["gate_s"] = gate.seconds
+    if gate.closed(settings.answer_gate):
+        yield AskEvent(kind="answer", answer=abstention(
+            question, hits, f"the model judged the passages do not answer (P(yes) {gate.score:.2f} < "
+            f"{settings.answer_gate})", settings=run_settings, model=llm.model, timings=timings, queries=tuple(queries)))
         return
     messages = build_messages(question, hits, settings)
     start = time.perf_counter()

@@ -67,10 +67,21 @@ class DenseIndex:
     def search_vector(self, vector: np.ndarray, k: int, arxiv_ids: Sequence[str] | None = None,
                       levels: Sequence[int] | None = (0,)) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) pairs, best first."""
-        if self.count() == 0:
+        total = self.count()
+        if total == 0:
             return []
-        res = self._col.query(query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
-                              n_results=k, where=_where(arxiv_ids, levels), include=["distances"])
+        query = [np.asarray(vector, dtype=np.float32).tolist()]
+        if not arxiv_ids and levels is not None:
+            # chromadb pre-filters a `where` through SQLite over every row: 21 ms against 1.3 ms unfiltered
+            # on 7k chunks. Level 0 is nearly everything, so filter the nearest 2k here and fall back to
+            # the filtered query only when tree summaries crowd out the leaves.
+            res = self._col.query(query_embeddings=query, n_results=min(2 * k, total), include=["distances", "metadatas"])
+            wanted = set(levels)
+            found = [(cid, 1.0 - float(d)) for cid, d, meta in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
+                     if (meta or {}).get("level", 0) in wanted]
+            if len(found) >= k or len(res["ids"][0]) == total:
+                return found[:k]
+        res = self._col.query(query_embeddings=query, n_results=k, where=_where(arxiv_ids, levels), include=["distances"])
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
 
     def ids_of(self, arxiv_id: str) -> list[str]:

@@ -58,6 +58,7 @@ class LibraryScreen(Screen):
         Binding("r", "retry", "Retry failed", show=False),
         Binding("t", "build_tree", "Build tree"),
         Binding("s", "summarize", "Summarise"),
+        Binding("slash", "focus_filter", "Filter"),
     ]
 
     app: "PaperAssistantApp"
@@ -69,7 +70,7 @@ class LibraryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
-        yield Input(placeholder="Filter by title, author, arXiv id or year (down: to the table)", id="filter")
+        yield Input(placeholder="/ filters by title, author, arXiv id or year (enter or down: back to the table)", id="filter")
         yield DataTable(id="papers", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="ingest"):
             yield Static(id="ingest-label")
@@ -83,7 +84,9 @@ class LibraryScreen(Screen):
             table.add_column(col, key=col or "mark")
         self.query_one("#ingest").display = False
         self.marked = set(self.app.scope)
-        self.query_one("#filter", Input).focus()
+        # The table has focus so that the footer's letter keys act at once (a new user pressed `a` and
+        # typed into the filter); any other printable key starts filtering (see on_key).
+        table.focus()
         if self.app.papers is not None:
             self.show_papers(self.app.papers)
 
@@ -141,9 +144,21 @@ class LibraryScreen(Screen):
             self.query_one(DataTable).focus()
 
     def on_key(self, event) -> None:
-        if event.key == "down" and self.focused is self.query_one("#filter"):
+        search = self.query_one("#filter", Input)
+        if event.key == "down" and self.focused is search:
             self.query_one(DataTable).focus()
             event.stop()
+        elif (self.focused is self.query_one(DataTable) and event.is_printable and event.character
+              and event.character not in self._letter_keys()):
+            search.focus()
+            search.insert_text_at_cursor(event.character)
+            event.stop()
+
+    def _letter_keys(self) -> set[str]:
+        return {b.key for b in self.BINDINGS if isinstance(b, Binding) and len(b.key) == 1} | {" ", "/"}
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
 
     # --- actions
     def action_back(self) -> None:

@@ -1,6 +1,6 @@
 """Regenerate docs/tui.svg: the TUI answering a real question on the real index, citation panel open.
 
-    PAPER_ASSISTANT_HOME=/path/to/home .venv/bin/python docs/tui_screenshot.py \
+    PAPER_ASSISTANT_HOME=/path/to/home .venv/bin/python -m assistant.tui.screenshot \
         --llm-url http://127.0.0.1:8800/v1 --llm-model qwen2.5-coder-0.5b-instruct
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ if __name__ == "__main__":
     p.add_argument("--llm-url")
     p.add_argument("--llm-model")
     p.add_argument("--question", default=QUESTION)
-    p.add_argument("--out", default=str(Path(__file__).with_name("tui.svg")))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "docs" / "tui.svg"))
     p.add_argument("--width", type=int, default=130)
     p.add_argument("--height", type=int, default=38)
     asyncio.run(main(p.parse_args()))

@@ -20,76 +20,28 @@ from the IVF and from the chunk files they lived in. When the index has grown pa
 a full rebuild (re-encoding every passage) instead.
 
 colbert-ai compiles C++ extensions on first use (cached under ~/.cache/torch_extensions).
+The colbert-ai internals (indexer, updater, writing an updated version) are in colbert_plaid.py.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import math
 import os
-import random
 import shutil
-import sys
 import threading
 import time
-import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
 from assistant.types import Chunk
 from indexes.bm25 import VersionedDir
 from indexes.colbert_checkpoint import OFFLINE_CHECKPOINT, is_offline_name, resolve_checkpoint
+# The colbert-ai internals live in colbert_plaid; its constants stay importable from here.
+from indexes.colbert_plaid import (CHUNK_PASSAGES, CODEC_FILES, PlaidBuilder, Progress,  # noqa: F401
+                                   SearcherView, loud_progress, make_updater, provenance_digest,
+                                   quiet_colbert, torch_threads, write_updated_index)
 
 FORMAT_VERSION = 1
-CHUNK_PASSAGES = 2000  # passages per colbert-ai chunk file
 EXACT_SCOPE_LIMIT = 2000  # scoped searches over at most this many passages score them all exactly
-CODEC_FILES = ("centroids.pt", "avg_residual.pt", "buckets.pt", "plan.json")
-
-Progress = Callable[[int, int], None]
-
-
-@contextlib.contextmanager
-def _quiet(verbose: int) -> Iterator[None]:
-    """colbert-ai prints progress to stdout/stderr and warns about CUDA autocast: hide both unless verbose."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=UserWarning)
-        if verbose:
-            yield
-            return
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-
-
-def _loud(progress: Progress | None) -> Progress | None:
-    """A progress callback that prints to the streams of its caller even inside `_quiet`."""
-    if progress is None:
-        return None
-    out, err = sys.stdout, sys.stderr
-
-    def call(done: int, total: int) -> None:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            progress(done, total)
-
-    return call
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with n intra-op threads. One query is too small to gain from more, and on a busy
-    2-core machine two spinning OpenMP threads made a query encoding ~25x slower (1.2 s vs 45 ms)."""
-    import torch
-
-    old = torch.get_num_threads()
-    if not n or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class ColBERTIndex:
@@ -193,7 +145,7 @@ class ColBERTIndex:
             if self._ranker is None or k <= 0:
                 return []
             config = self._search_config(k)
-            with _quiet(self.verbose), torch.inference_mode(), _torch_threads(self.search_threads):
+            with quiet_colbert(self.verbose), torch.inference_mode(), torch_threads(self.search_threads):
                 Q = self.encode_query(query)
                 if arxiv_ids is None:
                     pids, scores = self._ranker.rank(config, Q)
@@ -272,7 +224,7 @@ class ColBERTIndex:
         if self._model is None:
             from colbert.modeling.checkpoint import Checkpoint
 
-            with _quiet(self.verbose):
+            with quiet_colbert(self.verbose):
                 self._model = Checkpoint(self.checkpoint_path, colbert_config=self._base_config(), verbose=self.verbose)
         return self._model
 
@@ -349,7 +301,7 @@ class ColBERTIndex:
 
         meta = json.loads((folder / "pids.json").read_text())
         _ = self.model  # compiles/loads the C++ extensions the scorer needs, once
-        with _quiet(self.verbose):
+        with quiet_colbert(self.verbose):
             ranker = IndexScorer(str(folder), use_gpu=False, load_index_with_mmap=False)
         self._ranker = ranker
         self._ids, self._arxiv = list(meta["ids"]), list(meta["arxiv_ids"])
@@ -380,20 +332,20 @@ class ColBERTIndex:
         import torch
 
         passages = [(p.id, p.arxiv_id, p.text) if isinstance(p, Chunk) else p for p in passages]
-        progress = _loud(progress)
+        progress = loud_progress(progress)
         t0 = time.perf_counter()
         build = self._dir.new_build()
         try:
             config = self._base_config(index_path=str(build))
-            builder = _PlaidBuilder(config, [t for _, _, t in passages], self.model, self.partitions_factor,
-                                    self.seed, progress, self.verbose)
-            with _quiet(self.verbose), torch.random.fork_rng(devices=[]):
+            builder = PlaidBuilder(config, [t for _, _, t in passages], self.model, self.partitions_factor,
+                                   self.seed, progress, self.verbose)
+            with quiet_colbert(self.verbose), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
                 builder.run(None)
             meta = json.loads((build / "metadata.json").read_text())
             manifest = {
                 **self._identity(), "checkpoint_path": self.checkpoint_path,
-                "checkpoint_provenance": _provenance_digest(self.checkpoint_path),
+                "checkpoint_provenance": provenance_digest(self.checkpoint_path),
                 "num_passages": len(passages), "num_embeddings": meta["num_embeddings"],
                 "embeddings_at_build": meta["num_embeddings"], "num_partitions": meta["num_partitions"],
                 "built_at": time.time(), "updated_at": time.time(), "build_reason": reason,
@@ -416,14 +368,14 @@ class ColBERTIndex:
         import torch
         from colbert.indexing.collection_encoder import CollectionEncoder
 
-        progress = _loud(progress)
+        progress = loud_progress(progress)
         t0 = time.perf_counter()
         old = self._dir.current()
         assert old is not None and self._ranker is not None
         config = self._base_config(index_path=str(old))
-        searcher = _SearcherView(str(old), self._ranker)
-        with _quiet(self.verbose), torch.inference_mode():
-            updater = _Updater(config, searcher)
+        searcher = SearcherView(str(old), self._ranker)
+        with quiet_colbert(self.verbose), torch.inference_mode():
+            updater = make_updater(config, searcher)
             updater.has_checkpoint = True
             updater.encoder = CollectionEncoder(config, self.model)
             old_n = len(self._ranker.doclens)
@@ -438,7 +390,7 @@ class ColBERTIndex:
 
         build = self._dir.new_build()
         try:
-            stats = _write_updated_index(old, build, self._ranker, updater, old_n, set(remove_pids))
+            stats = write_updated_index(old, build, self._ranker, updater, old_n, set(remove_pids))
             ids = list(self._ids) + [c.id for c in new]
             arxiv = list(self._arxiv) + [c.arxiv_id for c in new]
             for p in remove_pids:
@@ -460,230 +412,3 @@ class ColBERTIndex:
                            **stats}
         self._load(final)
 
-
-# ---------------------------------------------------------------------- colbert-ai glue
-
-
-def _provenance_digest(checkpoint_path: str) -> str | None:
-    prov = Path(checkpoint_path) / "PROVENANCE.json"
-    if prov.exists():
-        return json.loads(prov.read_text()).get("weights_sha256")
-    return None
-
-
-class _SearcherView:
-    """What IndexUpdater needs of a Searcher: the index path and the ranker."""
-
-    def __init__(self, index: str, ranker):
-        self.index = index
-        self.ranker = ranker
-
-
-def _PlaidBuilder(*args, **kwargs):
-    """colbert-ai's CollectionIndexer (k-means centroids, residual compression, IVF), driven in-process.
-
-    Differences from the stock indexer, for CPU: the k-means sample is a subset of the passages
-    (the stock one encodes *every* passage for the sample when there are fewer than ~100k, then
-    encodes them all again); the sampled passages' embeddings are reused when indexing, so each
-    passage is encoded once; there are fewer centroids (partitions_factor * sqrt(embeddings)
-    instead of 16 * sqrt), which keeps k-means to seconds; and faiss runs quietly.
-    """
-    from colbert.indexing.collection_indexer import CollectionIndexer
-
-    cls = type("PlaidBuilder", (_PlaidBuilderMixin, CollectionIndexer), {})
-    return cls(*args, **kwargs)
-
-
-class _PlaidBuilderMixin:
-    def __init__(self, config, texts: list[str], model, partitions_factor: float, seed: int,
-                 progress: Progress | None, verbose: int):
-        from colbert.data.collection import Collection
-        from colbert.indexing.collection_encoder import CollectionEncoder
-        from colbert.indexing.index_saver import IndexSaver
-
-        self.verbose = verbose
-        self.config = config
-        self.rank, self.nranks = 0, 1
-        self.use_gpu = False
-        self.collection = Collection(data=list(texts))
-        self.checkpoint = model
-        self.encoder = CollectionEncoder(config, model)
-        self.saver = IndexSaver(config)
-        self.partitions_factor = partitions_factor
-        self.seed = seed
-        self.progress = progress
-        self._memo: dict[int, object] = {}
-        self._done = 0
-
-    def _encode(self, texts: list[str]):
-        embs, doclens = self.encoder.encode_passages(texts)
-        self._done += len(texts)
-        if self.progress:
-            self.progress(self._done, len(self.collection))
-        return embs.half(), doclens
-
-    def setup(self):
-        import torch
-
-        n = len(self.collection)
-        self.num_chunks = int(math.ceil(n / CHUNK_PASSAGES))
-        est_doclen = 180.0
-        partitions = self._partitions(n * est_doclen)
-        n_sample = min(n, max(64, int(math.ceil(64 * partitions / est_doclen))))
-        sampled = sorted(random.Random(self.seed).sample(range(n), n_sample))
-        embs, doclens = self._encode([self.collection[i] for i in sampled])
-        offset = 0
-        for pid, dl in zip(sampled, doclens):
-            self._memo[pid] = embs[offset:offset + dl]
-            offset += dl
-        self.avg_doclen_est = sum(doclens) / max(1, len(doclens))
-        self.num_embeddings_est = n * self.avg_doclen_est
-        self.num_partitions = min(self._partitions(self.num_embeddings_est), _pow2_floor(max(1, embs.size(0) // 40)))
-        self.num_sample_embs = torch.tensor([embs.size(0)])
-        torch.save(embs, os.path.join(self.config.index_path_, "sample.0.pt"))
-        self._save_plan()
-
-    def _train_kmeans(self, sample, shared_lists):
-        import faiss
-        import torch
-
-        kmeans = faiss.Kmeans(self.config.dim, self.num_partitions, niter=self.config.kmeans_niters, gpu=False,
-                              verbose=False, seed=123)
-        kmeans.train(sample.float().numpy())
-        return torch.nn.functional.normalize(torch.from_numpy(kmeans.centroids), dim=-1).float()
-
-    def _partitions(self, n_embeddings: float) -> int:
-        return _pow2_floor(max(2, self.partitions_factor * math.sqrt(max(1.0, n_embeddings))))
-
-    def index(self):
-        import torch
-
-        n = len(self.collection)
-        with self.saver.thread():
-            for chunk_idx in range(self.num_chunks):
-                lo, hi = chunk_idx * CHUNK_PASSAGES, min(n, (chunk_idx + 1) * CHUNK_PASSAGES)
-                todo = [i for i in range(lo, hi) if i not in self._memo]
-                fresh: dict[int, object] = {}
-                if todo:
-                    embs, doclens = self._encode([self.collection[i] for i in todo])
-                    offset = 0
-                    for pid, dl in zip(todo, doclens):
-                        fresh[pid] = embs[offset:offset + dl]
-                        offset += dl
-                parts = [self._memo.pop(i) if i in self._memo else fresh[i] for i in range(lo, hi)]
-                self.saver.save_chunk(chunk_idx, lo, torch.cat(parts), [int(p.size(0)) for p in parts])
-
-
-def _pow2_floor(x: float) -> int:
-    return int(2 ** math.floor(math.log2(max(1.0, x))))
-
-
-def _updater_class():
-    from colbert.index_updater import IndexUpdater
-
-    class Updater(IndexUpdater):
-        """IndexUpdater with a vectorised IVF append (the stock one rebuilds the IVF as a Python
-        list once per added passage: seconds per paper on the 53-paper index), and the IVF's
-        zero padding trimmed on load (the stock remove counts padding as passage 0 and fails)."""
-
-        def _load_disk_ivf(self):
-            super()._load_disk_ivf()
-            self.curr_ivf = self.curr_ivf[: int(self.curr_ivf_lengths.sum())].clone()
-
-        def update_searcher(self, compressed_embs, doclens, curr_pid):
-            import torch
-            from colbert.search.strided_tensor import StridedTensor
-
-            ranker = self.searcher.ranker
-            ranker.embeddings.codes = torch.cat(
-                (ranker.embeddings.codes[:-512], compressed_embs.codes, ranker.embeddings.codes[-512:]))
-            ranker.embeddings.residuals = torch.cat(
-                (ranker.embeddings.residuals[:-512], compressed_embs.residuals, ranker.embeddings.residuals[-512:]))
-            ranker.doclens = torch.cat((ranker.doclens, torch.tensor(doclens, dtype=ranker.doclens.dtype)))
-
-            num_partitions = self.curr_ivf_lengths.size(0)
-            shift = 32
-            new_pids = torch.repeat_interleave(torch.arange(curr_pid, curr_pid + len(doclens), dtype=torch.int64),
-                                               torch.tensor(doclens, dtype=torch.int64))
-            new_keys = torch.unique((compressed_embs.codes.to(torch.int64) << shift) | new_pids)
-            old_cent = torch.repeat_interleave(torch.arange(num_partitions, dtype=torch.int64),
-                                               self.curr_ivf_lengths.to(torch.int64))
-            old_keys = (old_cent << shift) | self.curr_ivf.to(torch.int64)
-            keys = torch.sort(torch.cat((old_keys, new_keys))).values
-            self.curr_ivf = (keys & ((1 << shift) - 1)).to(self.curr_ivf.dtype)
-            self.curr_ivf_lengths = torch.bincount(keys >> shift, minlength=num_partitions).to(self.curr_ivf_lengths.dtype)
-            ranker.ivf = StridedTensor(self.curr_ivf, self.curr_ivf_lengths, use_gpu=False)
-            ranker.set_embeddings_strided()
-
-    return Updater
-
-
-def _Updater(config, searcher):
-    return _updater_class()(config, searcher, None)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _write_updated_index(old: Path, build: Path, ranker, updater, old_n: int, removed: set[int]) -> dict:
-    """Write the updater's in-memory index as a colbert-ai index folder: chunks without removed
-    passages are hard-linked from `old`, chunks with removed passages are rewritten without their
-    embeddings (doclen 0), added passages go to new chunk files, and the IVF is the updater's."""
-    import torch
-    from colbert.indexing.codecs.residual_embeddings import ResidualEmbeddings
-
-    for name in CODEC_FILES:
-        if (old / name).exists():
-            _link_or_copy(old / name, build / name)
-    metadata = json.loads((old / "metadata.json").read_text())
-    doclens = ranker.doclens.tolist()
-    emb_offsets = [0]
-    for d in doclens:
-        emb_offsets.append(emb_offsets[-1] + d)
-    codes_all = ranker.embeddings.codes
-    residuals_all = ranker.embeddings.residuals
-
-    # Chunks as on disk, then the new passages in chunks of CHUNK_PASSAGES.
-    chunks: list[tuple[int, int, int | None]] = []  # (first pid, n passages, old chunk idx or None)
-    for idx in range(metadata["num_chunks"]):
-        meta = json.loads((old / f"{idx}.metadata.json").read_text())
-        chunks.append((meta["passage_offset"], meta["num_passages"], idx))
-    for lo in range(old_n, len(doclens), CHUNK_PASSAGES):
-        chunks.append((lo, min(CHUNK_PASSAGES, len(doclens) - lo), None))
-
-    rewritten, linked, emb_offset = 0, 0, 0
-    for new_idx, (lo, count, old_idx) in enumerate(chunks):
-        hi = lo + count
-        touched = old_idx is None or any(lo <= p < hi for p in removed)
-        chunk_doclens = [0 if p in removed else doclens[p] for p in range(lo, hi)]
-        if not touched and old_idx == new_idx:
-            for suffix in (".codes.pt", ".residuals.pt"):
-                _link_or_copy(old / f"{old_idx}{suffix}", build / f"{new_idx}{suffix}")
-            linked += 1
-        else:
-            keep = [(emb_offsets[p], emb_offsets[p + 1]) for p in range(lo, hi) if p not in removed and doclens[p]]
-            if keep:
-                codes = torch.cat([codes_all[a:b] for a, b in keep])
-                residuals = torch.cat([residuals_all[a:b] for a, b in keep])
-            else:
-                codes = codes_all[:0].clone()
-                residuals = residuals_all[:0].clone()
-            ResidualEmbeddings(codes.clone(), residuals.clone()).save(str(build / str(new_idx)))
-            rewritten += 1
-        n_emb = sum(chunk_doclens)
-        (build / f"doclens.{new_idx}.json").write_text(json.dumps(chunk_doclens))
-        (build / f"{new_idx}.metadata.json").write_text(json.dumps(
-            {"passage_offset": lo, "num_passages": count, "num_embeddings": n_emb, "embedding_offset": emb_offset}))
-        emb_offset += n_emb
-
-    torch.save((updater.curr_ivf, updater.curr_ivf_lengths), build / "ivf.pid.pt")
-    metadata["num_chunks"] = len(chunks)
-    metadata["num_embeddings"] = emb_offset
-    live = sum(1 for p in range(len(doclens)) if p not in removed)
-    metadata["avg_doclen"] = emb_offset / max(1, live)
-    (build / "metadata.json").write_text(json.dumps(metadata, indent=4))
-    return {"num_embeddings": emb_offset, "chunks_linked": linked, "chunks_written": rewritten}

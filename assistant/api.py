@@ -119,7 +119,7 @@ class Assistant:
             from assistant.engine import Engine
 
             engine = Engine(self.retriever, self.llm(progress), self.settings, self.embedder)
-            yield from engine.stream(question, papers, mode, hyde)
+            yield from self._with_leaf_citations(engine.stream(question, papers, mode, hyde))
             return
         mode = mode or self.settings.retrieval_mode
         timings: dict[str, float] = {}
@@ -149,7 +149,17 @@ class Assistant:
         timings["retrieve_s"] = round(time.perf_counter() - start, 3)
         yield AskEvent(kind="status", text="waiting for the model")
         llm = self.llm(progress)
-        yield from stream_answer(question, hits, llm, self.settings, relevance, queries=(question,), timings=timings)
+        yield from self._with_leaf_citations(
+            stream_answer(question, hits, llm, self.settings, relevance, queries=(question,), timings=timings))
+
+    def _with_leaf_citations(self, events: Iterator[AskEvent]) -> Iterator[AskEvent]:
+        """The final answer's citations of tree summaries point at leaf passages and their pages."""
+        from assistant.tree_citations import leaf_citations
+
+        for event in events:
+            if event.kind == "answer" and event.answer is not None:
+                event = event.model_copy(update={"answer": leaf_citations(event.answer, self.library, self.embedder)})
+            yield event
 
     def ask(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
             progress: Progress = _quiet, *, agentic: bool | None = None, hyde: bool | None = None) -> Answer:

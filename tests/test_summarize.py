@@ -106,3 +106,18 @@ def test_bad_requests(home, embedder):
     with pytest.raises(ValueError):
         length_in_words("enormous")
     assert length_in_words(10_000) == 1500 and length_in_words("long") == 450
+
+
+def test_an_answer_citing_a_summary_cites_a_leaf_page(home, embedder):
+    from assistant.llm import ScriptedLLM
+
+    a = assistant(home, embedder, Summariser())
+    a.build_tree([GQA], reducer="pca", topics=False)
+    hits = a.search("grouped-query attention key and value heads", 8, mode="collapsed:1")
+    assert hits and all(h.chunk.level == 1 for h in hits)
+    a._llm = ScriptedLLM(["Grouped-query attention shares one key and value head among a group of query heads [1]."])
+    answer = a.ask("How does grouped-query attention share key and value heads?", mode="collapsed:1")
+    assert not answer.abstained and answer.citations, answer.text
+    cited = a.library.store.chunks([c.chunk_id for c in answer.citations])
+    assert all(ch.level == 0 and ch.arxiv_id == GQA for ch in cited.values())
+    assert all(c.page_start >= 1 and c.quote in cited[c.chunk_id].text for c in answer.citations)

@@ -32,6 +32,7 @@ STYLES = {
 MIN_ALIGN = 0.25
 # A cited source sharing less than this with its sentence is treated as a wrong number.
 MISCITED = 0.1
+REPEATED = 0.8  # Jaccard overlap of content words at which a sentence counts as a restatement
 DRAFT_PROMPT = "draft"
 
 Progress = Callable[[ProgressEvent], None]
@@ -195,14 +196,20 @@ def _format_sources(hits: Sequence[Hit]) -> str:
 def cite_draft(raw: str, sources: Sequence[Hit], lib) -> tuple[str, list[Citation], list[str], bool]:
     """(text, citations, dropped sentences, extractive?) with every sentence citing a leaf passage."""
     kept: list[tuple[str, list[int]]] = []
+    kept_words: list[set[str]] = []
     dropped: list[str] = []
     for sentence in split_sentences(raw):
         if sentence.lstrip().startswith("#") or re.fullmatch(r"[\W_]*", sentence):
             continue
         bare = re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", sentence)).strip()
         bare = re.sub(r"^[-*•]\s+", "", bare)
-        if len(content_words(bare)) < 3:
+        bare = re.sub(r"^[A-Z][a-z]+:\s+(?=[A-Z])", "", bare)  # "Numbers: The paper ..." echoes the summary prompt's words
+        words = set(content_words(bare))
+        if len(words) < 3:
             continue
+        if any(len(words & seen) >= REPEATED * len(words | seen) for seen in kept_words):
+            continue  # small models restate a sentence nearly word for word
+        kept_words.append(words)
         valid = [n for n in dict.fromkeys(markers_in(sentence)) if 1 <= n <= len(sources)]
         scores = [overlap(bare, h.chunk.text) for h in sources]
         best = int(np.argmax(scores))

@@ -121,3 +121,13 @@ def test_an_answer_citing_a_summary_cites_a_leaf_page(home, embedder):
     cited = a.library.store.chunks([c.chunk_id for c in answer.citations])
     assert all(ch.level == 0 and ch.arxiv_id == GQA for ch in cited.values())
     assert all(c.page_start >= 1 and c.quote in cited[c.chunk_id].text for c in answer.citations)
+
+
+def test_restated_sentences_and_prompt_labels_are_dropped(home, embedder):
+    a = assistant(home, embedder, Summariser())
+    sentence = "Grouped-query attention divides query heads into groups that share a single key head and value head"
+    writer = Writer(f"{sentence} [1]. Numbers: {sentence} [1]. {sentence.replace('divides', 'splits')} [1].")
+    a._llm = writer
+    draft = a.summarize(papers=[GQA], length="short", style="summary")
+    assert len(split_sentences(draft.text)) == 1, draft.text
+    assert not draft.text.startswith("Numbers:")

@@ -32,7 +32,8 @@ STYLES = {
 MIN_ALIGN = 0.25
 # A cited source sharing less than this with its sentence is treated as a wrong number.
 MISCITED = 0.1
-REPEATED = 0.8  # Jaccard overlap of content words at which a sentence counts as a restatement
+# A sentence whose content words lie mostly (this share, at least 5 words) inside an earlier one restates it.
+REPEATED = 0.7
 DRAFT_PROMPT = "draft"
 
 Progress = Callable[[ProgressEvent], None]
@@ -193,6 +194,11 @@ def _format_sources(hits: Sequence[Hit]) -> str:
     return "\n\n".join(blocks)
 
 
+def restates(words: set[str], earlier: set[str]) -> bool:
+    shared = len(words & earlier)
+    return shared >= 5 and shared >= REPEATED * min(len(words), len(earlier))
+
+
 def cite_draft(raw: str, sources: Sequence[Hit], lib) -> tuple[str, list[Citation], list[str], bool]:
     """(text, citations, dropped sentences, extractive?) with every sentence citing a leaf passage."""
     kept: list[tuple[str, list[int]]] = []
@@ -207,7 +213,7 @@ def cite_draft(raw: str, sources: Sequence[Hit], lib) -> tuple[str, list[Citatio
         words = set(content_words(bare))
         if len(words) < 3:
             continue
-        if any(len(words & seen) >= REPEATED * len(words | seen) for seen in kept_words):
+        if any(restates(words, seen) for seen in kept_words):
             continue  # small models restate a sentence nearly word for word
         kept_words.append(words)
         valid = [n for n in dict.fromkeys(markers_in(sentence)) if 1 <= n <= len(sources)]

@@ -158,11 +158,8 @@ class Library:
             if new:
                 message = f"{name} index: adding {len(new)} passages"
                 progress(ProgressEvent(stage="build", message=message, done=0, total=len(new)))
-                if name == "colbert":  # minutes for a whole corpus on a CPU: report each encoded batch
-                    index.add(new, progress=lambda done, total: progress(
-                        ProgressEvent(stage="build", message=message, done=done, total=total)))
-                else:
-                    index.add(new)
+                index.add(new, progress=lambda done, total: progress(
+                    ProgressEvent(stage="build", message=message, done=done, total=total)))
                 progress(ProgressEvent(stage="build", message=message, done=len(new), total=len(new)))
             changed[name] = len(new) + len(gone)
         return changed

@@ -1,7 +1,7 @@
 """Small protocols every backend meets, so the engine can take any of them injected."""
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -24,7 +24,8 @@ class Embedder(Protocol):
 class Index(Protocol):
     """A searchable set of chunks keyed by chunk id (dense, ColBERT, BM25, ...)."""
 
-    def add(self, chunks: Sequence[Chunk]) -> None: ...
+    def add(self, chunks: Sequence[Chunk], progress: Callable[[int, int], None] | None = None) -> None:
+        """Index chunks; progress(done, total) as work completes, where the index can tell."""
 
     def remove(self, chunk_ids: Sequence[str]) -> None: ...
 

@@ -16,7 +16,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -144,8 +144,8 @@ class BM25Index:
         self._refresh()
 
     # --- the Index protocol
-    def add(self, chunks: Sequence[Chunk]) -> None:
-        """Index chunks not indexed yet (ids already present are skipped)."""
+    def add(self, chunks: Sequence[Chunk], progress: Callable[[int, int], None] | None = None) -> None:
+        """Index chunks not indexed yet (ids already present are skipped); one step, so no progress reports."""
         with self._dir.lock():
             self._refresh()
             known = set(self._ids)

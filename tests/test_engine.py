@@ -460,7 +460,7 @@ def test_stream_dying_midway_keeps_the_partial_answer_and_marks_it(lib):
 
 def test_unknown_retrieval_mode_is_a_clear_error(lib):
     llm = RoutedLLM(plan=[plan_reply()], judge_evidence=[judge_ok(1)], **answer_copying(1))
-    events, ans = events_of(lib(llm), QUESTION, mode="colbert")
+    events, ans = events_of(lib(llm), QUESTION, mode="splade")
     assert any(e.kind == "error" and "unknown retrieval mode" in e.text for e in events)
     assert ans.abstained
 

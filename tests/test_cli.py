@@ -33,6 +33,11 @@ def test_ingest_papers_search_remove_as_json(tmp_path, mini_mirror):
     hits = json.loads(cli("search", "static versus dynamic masking", "-k", "3", "--json", home=home).stdout)
     assert hits[0]["chunk"]["arxiv_id"] == ROBERTA and hits[0]["chunk"]["page_start"] >= 1
 
+    for mode in ("bm25", "colbert", "hybrid"):  # ingest kept every index in step
+        ranked = json.loads(cli("search", "static versus dynamic masking", "--mode", mode, "-k", "3", "--json",
+                                home=home).stdout)
+        assert ranked[0]["chunk"]["arxiv_id"] == ROBERTA, mode
+
     human = cli("search", "key-value heads", home=home)
     assert human.returncode == 0 and "arXiv:2305.13245" in human.stdout
 

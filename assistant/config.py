@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=8, description="Passages given to the model")
     search_k: int = Field(default=10, description="Results shown by search")
     retrieval_mode: Literal["dense", "colbert", "bm25", "hybrid", "collapsed"] = Field(default="hybrid", description="Default retriever for search and ask")
-    min_relevance: float = Field(default=0.50, description="Best dense cosine below this means the papers do not answer")
+    min_relevance: float = Field(default=0.40, description="Best dense cosine below this means the papers do not answer")
     answer_gate: float = Field(default=0.0, ge=0.0, le=1.0, description="Abstain when the model's P(Yes) that the passages answer the question is below this (0 turns the gate off)")
     hyde: bool = Field(default=False, description="Also search with a hypothetical answer passage written by the model")
     agentic: bool = Field(default=False, description="Use the planning/verifying engine instead of a single retrieve-answer pass")

@@ -5,7 +5,7 @@ import re
 import time
 from typing import Iterator, Sequence
 
-from assistant.cite import attach_citations
+from assistant.cite import attach_citations, drop_restatements
 from assistant.config import Settings
 from assistant.gate import answerability
 from assistant.llm_protocol import LLM, LLMError, Message
@@ -101,7 +101,7 @@ def stream_answer(question: str, hits: Sequence[Hit], llm: LLM, settings: Settin
             model=llm.model, timings=timings, queries=tuple(queries)))
         return
     yield AskEvent(kind="status", text="checking citations")
-    text, citations = attach_citations(raw, hits)
+    text, citations = attach_citations(drop_restatements(raw), hits)
     if error:
         run_settings["error"] = error
     yield AskEvent(kind="answer", answer=Answer(

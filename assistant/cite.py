@@ -39,6 +39,27 @@ def content_words(text: str) -> set[str]:
     return {_stem(w.lower()) for w in WORD.findall(text) if w.lower() not in STOP and len(w) > 1}
 
 
+# A sentence whose content words lie mostly (this share, at least 5 words) inside an earlier one restates it.
+REPEATED = 0.7
+
+
+def restates(words: set[str], earlier: set[str]) -> bool:
+    shared = len(words & earlier)
+    return shared >= 5 and shared >= REPEATED * min(len(words), len(earlier))
+
+
+def drop_restatements(text: str) -> str:
+    """Greedy decoding by small models loops: keep the first of sentences that say the same thing."""
+    kept, seen = [], []
+    for sentence in split_sentences(text):
+        words = content_words(MARKER.sub("", sentence))
+        if any(restates(words, earlier) for earlier in seen):
+            continue
+        seen.append(words)
+        kept.append(sentence)
+    return " ".join(kept)
+
+
 def markers_in(sentence: str) -> list[int]:
     nums: list[int] = []
     for group in MARKER.findall(sentence):

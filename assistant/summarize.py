@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.cite import MARKER, best_quote, bibtex_entry, content_words, markers_in, overlap, split_sentences
+from assistant.cite import MARKER, best_quote, bibtex_entry, content_words, markers_in, overlap, restates, split_sentences
 from assistant.llm_protocol import LLMError
 from assistant.prompts import load_prompt
 from assistant.types import Chunk, Citation, Hit, ProgressEvent
@@ -32,8 +32,6 @@ STYLES = {
 MIN_ALIGN = 0.25
 # A cited source sharing less than this with its sentence is treated as a wrong number.
 MISCITED = 0.1
-# A sentence whose content words lie mostly (this share, at least 5 words) inside an earlier one restates it.
-REPEATED = 0.7
 DRAFT_PROMPT = "draft"
 
 Progress = Callable[[ProgressEvent], None]
@@ -192,11 +190,6 @@ def _format_sources(hits: Sequence[Hit]) -> str:
         where = c.section if c.level == 0 else ("summary" if c.level < 9 else "topic summary")
         blocks.append(f"[{i}] {title} ({where}, {c.pages_label}):\n{c.text.strip()}")
     return "\n\n".join(blocks)
-
-
-def restates(words: set[str], earlier: set[str]) -> bool:
-    shared = len(words & earlier)
-    return shared >= 5 and shared >= REPEATED * min(len(words), len(earlier))
 
 
 def cite_draft(raw: str, sources: Sequence[Hit], lib) -> tuple[str, list[Citation], list[str], bool]:

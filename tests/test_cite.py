@@ -44,3 +44,13 @@ def test_markdown_has_references_and_bibtex():
     text, cites = attach_citations("Large dot products push the softmax into small gradients [1].", PASSAGES)
     md = Answer(question="Why scale?", text=text, citations=tuple(cites), passages=tuple(PASSAGES)).to_markdown()
     assert "### References" in md and "@misc{vaswani2017" in md and "author = {Ashish Vaswani and Noam Shazeer}" in md
+
+
+def test_a_looping_answer_keeps_the_first_of_restated_sentences():
+    from assistant.cite import drop_restatements
+
+    loop = "The factor 1/sqrt(d_k) keeps the dot products of queries and keys from growing large [1]."
+    other = "Large dot products push the softmax into regions with extremely small gradients [1]."
+    text = drop_restatements(f"{loop} {other} {loop} This factor keeps dot products of queries and keys from growing large.")
+    assert text == f"{loop} {other}"
+    assert drop_restatements("GQA uses groups [1]. MQA uses one head [2].") == "GQA uses groups [1]. MQA uses one head [2]."

@@ -87,10 +87,10 @@ class Judge:
                 "mode": "P(Yes) >= threshold" if self.scored else "JSON verdict",
                 **({"thresholds": dict(self.thresholds)} if self.scored else {})}
 
-    def calibrate(self, check: "JudgeCheckResult") -> dict[str, float]:
-        """Per task, the P(Yes) threshold with the best balanced accuracy on the check's pairs."""
+    def calibrate(self, pairs: Sequence["CheckPair"]) -> dict[str, float]:
+        """Per task, the P(Yes) threshold with the best balanced accuracy on judge-check pairs."""
         for task in TASKS:
-            scored = [(p.score, p.truth) for p in check.pairs if p.task == task and p.score is not None]
+            scored = [(p.score, p.truth) for p in pairs if p.task == task and p.score is not None]
             if any(t for _, t in scored) and any(not t for _, t in scored):
                 self.thresholds[task] = best_threshold(scored)
         return dict(self.thresholds)
@@ -305,7 +305,7 @@ def run_judge_check(items: Sequence, judge: Judge, tasks: Sequence[str] = ("supp
             if on_pair:
                 on_pair(checked, len(done), len(pairs))
     if judge.scored:  # fit each task's P(Yes) cut on these pairs, then read the verdicts at that cut
-        judge.calibrate(JudgeCheckResult(judge={}, agreement=None, tasks={}, pairs=tuple(done)))
+        judge.calibrate(done)
         done = [p.model_copy(update={"verdict": p.score >= judge.thresholds[p.task]}) if p.score is not None else p
                 for p in done]
     by_task = {t: agreement_of([p for p in done if p.task == t], judge.thresholds.get(t) if judge.scored else None)

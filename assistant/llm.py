@@ -49,13 +49,7 @@ class OpenAICompatibleLLM:
     # --- sync
     def chat(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
              json_schema: dict[str, Any] | None = None, stop: list[str] | None = None) -> Completion:
-        body = self._body(messages, max_tokens, temperature, json_schema, stop, stream=False)
-        try:
-            with httpx.Client(timeout=self.timeout, headers=self._headers()) as client:
-                reply = client.post(self._url, json=body)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        return self._parse(reply)
+        return self._parse(self._post(self._body(messages, max_tokens, temperature, json_schema, stop, stream=False)))
 
     def complete(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
                  json_schema: dict[str, Any] | None = None, stop: list[str] | None = None) -> str:
@@ -102,11 +96,7 @@ class OpenAICompatibleLLM:
         """
         body = self._body(messages, 1, 0.0, None, None, stream=False)
         body.update(logprobs=True, top_logprobs=20)
-        try:
-            with httpx.Client(timeout=self.timeout, headers=self._headers()) as client:
-                reply = client.post(self._url, json=body)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
+        reply = self._post(body)
         if reply.status_code >= 400:
             raise self._http_error(reply)
         try:
@@ -172,6 +162,13 @@ class OpenAICompatibleLLM:
         raise LLMError(f"the model returned malformed JSON {retries + 1} times; last reply: {text[:300]!r}")
 
     # --- internals
+    def _post(self, body: dict[str, Any]) -> httpx.Response:
+        try:
+            with httpx.Client(timeout=self.timeout, headers=self._headers()) as client:
+                return client.post(self._url, json=body)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+
     @property
     def _url(self) -> str:
         return f"{self.base_url}/chat/completions"

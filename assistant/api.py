@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
-from assistant.config import Settings, load_settings
-from assistant.llm_protocol import LLM
-from assistant.types import Answer, AskEvent, Hit, IngestResult, PaperRecord, ProgressEvent
+from assistant.core.config import Settings, load_settings
+from assistant.core.threads import aiter_in_thread
+from assistant.llm.protocol import LLM
+from assistant.core.types import Answer, AskEvent, Hit, IngestResult, PaperRecord, ProgressEvent
 from indexes.base import Embedder
 
 Progress = Callable[[ProgressEvent], None]
@@ -42,23 +42,22 @@ class Assistant:
     @property
     def library(self):
         if self._library is None:
-            from assistant.library import Library
-            from indexes.registry import build_extra_indexes
+            from indexes.library import Library
 
-            self._library = Library(self.settings, self.embedder, build_extra_indexes(self.settings))
+            self._library = Library(self.settings, self.embedder)
         return self._library
 
     @property
     def retriever(self):
         if self._retriever is None:
-            from assistant.retrieve import Retriever
+            from assistant.engine.retrieve import Retriever
 
             self._retriever = Retriever(self.library)
         return self._retriever
 
     def llm(self, progress: Progress = _quiet) -> LLM:
         if self._llm is None:
-            from assistant.llm import make_llm
+            from assistant.llm.server import make_llm
 
             self._llm = make_llm(self.settings, progress=lambda msg: progress(ProgressEvent(stage="server", message=msg)))
         return self._llm
@@ -68,7 +67,13 @@ class Assistant:
         """Ingest ids, arXiv URLs or reading-list files; failures are recorded with reasons, the rest goes on."""
         if isinstance(items, str):
             items = [items]
-        return self.library.ingest(list(items), progress)
+        from ingest.pipeline import Ingestor
+
+        ingestor = Ingestor(self.library)
+        try:
+            return ingestor.ingest(list(items), progress)
+        finally:
+            ingestor.close()
 
     def papers(self) -> list[PaperRecord]:
         return self.library.papers()
@@ -90,13 +95,13 @@ class Assistant:
 
     def tree_status(self):
         """RAPTOR summary trees: which papers have a current tree (indexes.raptor.TreeStatus); no model needed."""
-        from indexes.raptor import RaptorTree, TreeConfig
+        from indexes.raptor import TreeStore
 
-        tree = RaptorTree(self.library, llm=None, config=TreeConfig())
+        trees = TreeStore(self.library)
         try:
-            return tree.status()
+            return trees.status()
         finally:
-            tree.close()
+            trees.close()
 
     # --- retrieval
     def search(self, query: str, k: int | None = None, mode: str | None = None,
@@ -111,12 +116,12 @@ class Assistant:
 
         agentic / hyde override settings.agentic / settings.hyde for this call.
         """
-        from assistant.answer import clean_question, stream_answer
+        from assistant.engine.answer import clean_question, stream_answer
 
         question = clean_question(question)
         hyde = self.settings.hyde if hyde is None else hyde
         if self.settings.agentic if agentic is None else agentic:
-            from assistant.engine import Engine
+            from assistant.engine.agent.workflow import Engine
 
             engine = Engine(self.retriever, self.llm(progress), self.settings, self.embedder)
             yield from self._with_leaf_citations(engine.stream(question, papers, mode, hyde))
@@ -126,15 +131,15 @@ class Assistant:
         yield AskEvent(kind="search", text=f"searching ({mode})")
         start = time.perf_counter()
         if self.library.dense.count() == 0:
-            from assistant.answer import abstention
+            from assistant.engine.answer import abstention
 
             yield AskEvent(kind="error", text="the index is empty: ingest papers first (paper-assistant ingest ...)")
             yield AskEvent(kind="answer", answer=abstention(question, [], "empty index", settings={}, model="",
                                                              timings={}, queries=(question,)))
             return
         vectors = []
-        if hyde:  # HyDE: a hypothetical answer passage is searched beside the question (assistant/hyde.py)
-            from assistant.hyde import hyde as write_hyde
+        if hyde:  # HyDE: a hypothetical answer passage is searched beside the question (assistant/engine/hyde.py)
+            from assistant.engine.hyde import hyde as write_hyde
 
             yield AskEvent(kind="status", text="writing a hypothetical passage (HyDE)")
             made = write_hyde(question, self.llm(progress), self.embedder, self.settings)
@@ -144,8 +149,7 @@ class Assistant:
             start = time.perf_counter()
         hits = self.retriever.search(question, mode, self.settings.top_k, papers, vectors)
         # The relevance gate uses dense cosine whatever the mode: its scale is comparable across questions.
-        top = self.library.dense.search(question, 1, papers)
-        relevance = top[0][1] if top else 0.0
+        relevance = self.retriever.relevance(question, papers)
         timings["retrieve_s"] = round(time.perf_counter() - start, 3)
         yield AskEvent(kind="status", text="waiting for the model")
         llm = self.llm(progress)
@@ -154,11 +158,11 @@ class Assistant:
 
     def _with_leaf_citations(self, events: Iterator[AskEvent]) -> Iterator[AskEvent]:
         """The final answer's citations of tree summaries point at leaf passages and their pages."""
-        from assistant.tree_citations import leaf_citations
+        from assistant.engine.cite import leaf_citations
 
         for event in events:
             if event.kind == "answer" and event.answer is not None:
-                event = event.model_copy(update={"answer": leaf_citations(event.answer, self.library, self.embedder)})
+                event = event.model_copy(update={"answer": leaf_citations(event.answer, self.library)})
             yield event
 
     def ask(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
@@ -185,60 +189,27 @@ class Assistant:
 
     async def aask_stream(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
                           *, agentic: bool | None = None, hyde: bool | None = None) -> AsyncIterator[AskEvent]:
-        queue: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        done = object()
+        events = aiter_in_thread(lambda: self.ask_stream(question, papers, mode, agentic=agentic, hyde=hyde))
+        async for event in events:
+            yield event
 
-        stop = threading.Event()  # set when the consumer goes away (e.g. the TUI cancelled): generation stops
-
-        def put(item) -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def produce() -> None:
-            stream = self.ask_stream(question, papers, mode,
-                                     progress=lambda e: put(AskEvent(kind="status", text=e.message)),
-                                     agentic=agentic, hyde=hyde)
-            try:
-                for event in stream:
-                    if stop.is_set():
-                        break
-                    put(event)
-            except Exception as exc:  # surfaced to the consumer, not lost in the thread
-                put(exc)
-            finally:
-                stream.close()  # closes the model's stream too, so the server stops generating
-                put(done)
-
-        task = loop.run_in_executor(None, produce)
-        try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-            await task
-        finally:
-            stop.set()
-
-    # --- RAPTOR summary tree and writers' drafts (indexes/raptor.py, assistant/summarize.py)
+    # --- RAPTOR summary tree and writers' drafts (indexes/raptor.py, assistant/summaries/draft.py)
     def build_tree(self, papers: Sequence[str] | None = None, progress: Progress = _quiet, **config):
         """Build missing/outdated paper trees and the topic level; resumable. Returns a BuildReport."""
-        from indexes.raptor import RaptorTree, TreeConfig
+        from assistant.summaries.build import TreeBuilder
+        from assistant.summaries.config import TreeConfig
 
         llm = self.llm(progress)
-        tree = RaptorTree(self.library, llm, TreeConfig.from_settings(self.settings, llm, **config))
+        builder = TreeBuilder(self.library, llm, TreeConfig.from_settings(self.settings, llm, **config))
         try:
-            return tree.build(papers, progress)
+            return builder.build(papers, progress)
         finally:
-            tree.close()
+            builder.close()
 
     def summarize(self, papers: Sequence[str] | None = None, topic: str | None = None, length: str | int = "medium",
                   style: str = "summary", progress: Progress = _quiet):
         """A cited Markdown draft (summarize.Draft) of papers or a topic, from the tree where it exists."""
-        from assistant.summarize import summarize
+        from assistant.summaries.draft import summarize
 
         return summarize(self, papers=papers, topic=topic, length=length, style=style, progress=progress)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.types import Answer  # noqa: E402
+from assistant.core.types import Answer  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.metrics import claims_of, evidence_hit, retrieval_scores  # noqa: E402
 
@@ -47,7 +47,7 @@ def done_keys(out: Path) -> set[tuple[str, str]]:
 
 def run(args) -> None:
     from assistant.api import Assistant
-    from assistant.config import load_settings
+    from assistant.core.config import load_settings
 
     overrides = {"llm_base_url": args.llm_url, "llm_model": args.model}
     if args.home:
@@ -93,7 +93,7 @@ def cited_gold(answer: Answer, evidence) -> tuple[int, int]:
 def with_names_check(answer: Answer) -> Answer:
     """An answer stored before verify.names_ok existed, re-checked in code: sentences naming something
     their cited passage (and its paper's title) never mentions are dropped; none left means abstain."""
-    from assistant.verify import COVERAGE, names_ok
+    from assistant.engine.verify import COVERAGE, names_ok
 
     if answer.abstained or answer.settings.get("engine") != "agentic":
         return answer
@@ -105,7 +105,7 @@ def with_names_check(answer: Answer) -> Answer:
 
 
 def _sentences(text: str):
-    from assistant.cite import markers_in, split_sentences
+    from assistant.engine.cite import markers_in, split_sentences
 
     return [(s, markers_in(s)) for s in split_sentences(text)]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.config import load_settings  # noqa: E402
-from assistant.gate import answerability  # noqa: E402
+from assistant.core.config import load_settings  # noqa: E402
+from assistant.engine.gate import answerability  # noqa: E402
 from eval.judge import auc  # noqa: E402
 
 

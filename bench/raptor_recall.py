@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.config import load_settings  # noqa: E402
+from assistant.core.config import load_settings  # noqa: E402
 from eval.metrics import evidence_hit, normalize_answer  # noqa: E402
 from indexes.raptor import collapsed_search  # noqa: E402
 
@@ -104,7 +104,7 @@ def transplant(a: Assistant, source: Path) -> list[str]:
     and the tree bookkeeping. Papers whose leaves differ are skipped. Topics are not copied."""
     import numpy as np
 
-    from assistant.types import Chunk  # noqa: F401
+    from assistant.core.types import Chunk  # noqa: F401
     from indexes.raptor import RaptorDB
     from indexes.store import Store
 
@@ -119,7 +119,7 @@ def transplant(a: Assistant, source: Path) -> list[str]:
         if not mine or mine != theirs:
             continue
         nodes = [c for c in src_store.chunks_of(aid, None) if c.level > 0]
-        vecs = dict(src.rows(f"SELECT id, vector FROM nodes WHERE arxiv_id=?", (aid,)))
+        vecs = dict(src.rows("SELECT id, vector FROM nodes WHERE arxiv_id=?", (aid,)))
         a.library.dense.add_embedded(nodes, np.stack([np.frombuffer(vecs[c.id], dtype=np.float32) for c in nodes]))
         a.library.store.add_chunks(nodes)
         dst.many("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?)",

@@ -2,8 +2,8 @@
 
     python bench/recall.py --dataset ../shared/eval/dev.jsonl [--mode dense --mode hybrid] [--home DIR] [--json]
 
-An evidence hit is a retrieved chunk that contains a gold evidence string after whitespace normalisation
-(with the parser's text normalisation applied to the evidence too, since chunks are cleaned text).
+An evidence hit is eval.metrics.evidence_hit: the passage holds the gold evidence string after whitespace
+and text normalisation, or half of it where a chunk boundary cuts it (the eval suite's definition).
 """
 from __future__ import annotations
 
@@ -15,49 +15,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.api import Assistant  # noqa: E402
-from assistant.config import load_settings  # noqa: E402
+from assistant.api import Assistant  # noqa
+from eval.metrics import retrieval_scores  # noqa: E402
+from assistant.core.config import load_settings  # noqa: E402
 
 KS = (1, 5, 10)
 
 
-def squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-def normalizer():
-    try:
-        from ingest.parse import normalize_text
-    except ImportError:
-        return squash
-    return lambda s: squash(normalize_text(s))
-
-
 def evaluate(assistant: Assistant, rows: list[dict], mode: str, k_max: int = 10) -> dict:
-    norm = normalizer()
-    paper_hits = {k: 0 for k in KS}
-    ev_hits = {k: 0 for k in KS}
-    rr_ev, rr_paper, latencies = [], [], []
+    """Paper and evidence hits per k (eval.metrics' one definition of an evidence hit); evidence@k counts a
+    question as hit when any of its evidence strings is in the top k, evidence_all@k when all are."""
+    per_question = []
+    latencies = []
     for row in rows:
         start = time.perf_counter()
         hits = assistant.search(row["question"], k=k_max, mode=mode)
         latencies.append(time.perf_counter() - start)
-        texts = [squash(h.chunk.text) for h in hits]
-        evidence = [norm(e) for e in row["evidence"]]
-        first_paper = next((i for i, h in enumerate(hits) if h.chunk.arxiv_id == row["arxiv_id"]), None)
-        first_ev = next((i for i, t in enumerate(texts) if any(e in t for e in evidence)), None)
-        for k in KS:
-            paper_hits[k] += first_paper is not None and first_paper < k
-            ev_hits[k] += first_ev is not None and first_ev < k
-        rr_paper.append(0.0 if first_paper is None else 1.0 / (first_paper + 1))
-        rr_ev.append(0.0 if first_ev is None else 1.0 / (first_ev + 1))
+        per_question.append(retrieval_scores(row["arxiv_id"], row["evidence"],
+                                             [(h.chunk.arxiv_id, h.chunk.text) for h in hits]))
     n = len(rows)
     latencies.sort()
+
+    def share(pred) -> float:
+        return round(sum(1 for r in per_question if pred(r)) / n, 3)
+
+    first = [min([r for r in s.evidence_ranks if r is not None], default=None) for s in per_question]
     return {
         "mode": mode, "questions": n,
-        **{f"paper@{k}": round(paper_hits[k] / n, 3) for k in KS},
-        **{f"evidence@{k}": round(ev_hits[k] / n, 3) for k in KS},
-        "paper_mrr": round(sum(rr_paper) / n, 3), "evidence_mrr": round(sum(rr_ev) / n, 3),
+        **{f"paper@{k}": share(lambda s, k=k: s.paper_rank is not None and s.paper_rank <= k) for k in KS},
+        **{f"evidence@{k}": round(sum(1 for f in first if f is not None and f <= k) / n, 3) for k in KS},
+        **{f"evidence_all@{k}": share(lambda s, k=k: s.evidence_recall(k) == 1.0) for k in KS},
+        "paper_mrr": round(sum(s.paper_rr for s in per_question) / n, 3),
+        "evidence_mrr": round(sum(1.0 / f if f else 0.0 for f in first) / n, 3),
         "p50_ms": round(1000 * latencies[n // 2], 1),
     }
 

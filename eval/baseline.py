@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-from assistant.config import Settings
+from assistant.core.config import Settings
 from eval.datasets import QAItem
-from eval.run import PassageRecord, PipelineOutput
+from eval.pipelines import PassageRecord, PipelineOutput
 
 
 def wrap_embedder(embedder):
@@ -118,7 +118,7 @@ class BaselinePipeline:
     def answer(self, item: QAItem) -> PipelineOutput:
         from llama_index.core.schema import QueryBundle
 
-        from assistant.answer import looks_like_abstention
+        from assistant.engine.answer import looks_like_abstention
 
         engine = self._ready()
         timings: dict[str, float] = {}

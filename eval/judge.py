@@ -1,4 +1,4 @@
-"""The judge: an LLM backend (assistant.llm_protocol.LLM) asked for schema-constrained JSON verdicts at temperature 0.
+"""The judge: an LLM backend (assistant.llm.protocol.LLM) asked for schema-constrained JSON verdicts at temperature 0.
 
 A verdict that is not valid JSON of the schema is retried once, then recorded as an error: its
 ``supported`` is None, which every metric counts as *not* supported. Verdicts are cached by their exact
@@ -6,26 +6,29 @@ inputs, so ALCE's repeated checks and resumed runs do not pay twice within a pro
 """
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from assistant.llm_protocol import LLM, LLMError
-from assistant.prompts import load_prompt
+from assistant.llm.protocol import LLM, LLMError
+from assistant.llm.structured import ask_json_sync, schema_of
+from assistant.core.prompts import load_prompt
 
 # A string enum with the negative first: the 0.5B model answered a boolean "true" to nearly everything
 # (judge-check agreement 0.58 on 12 support pairs); this form agreed on 0.69 of 16 (eval/README.md).
-SUPPORT_SCHEMA: dict[str, Any] = {
-    "type": "object", "properties": {"verdict": {"type": "string", "enum": ["not supported", "supported"]}},
-    "required": ["verdict"], "additionalProperties": False,
-}
-CORRECT_SCHEMA: dict[str, Any] = {
-    "type": "object", "properties": {"verdict": {"type": "string", "enum": ["incorrect", "correct"]}},
-    "required": ["verdict"], "additionalProperties": False,
-}
+class SupportReply(BaseModel):
+    verdict: Literal["not supported", "supported"]
+
+
+class CorrectReply(BaseModel):
+    verdict: Literal["incorrect", "correct"]
+
+
+SUPPORT_SCHEMA = schema_of(SupportReply, "support")
+CORRECT_SCHEMA = schema_of(CorrectReply, "correct")
+REPLIES = {"support": (SupportReply, SUPPORT_SCHEMA), "correct": (CorrectReply, CORRECT_SCHEMA)}
 PROMPTS = ("judge_support_system", "judge_support_user", "judge_correct_system", "judge_correct_user")
 SCORED_PROMPTS = ("judge_support_system", "judge_support_yesno", "judge_correct_system", "judge_correct_yesno")
 TASKS = ("support", "correct")
@@ -42,21 +45,6 @@ class JudgeVerdict(BaseModel):
     error: str = ""
     raw: str = ""
     attempts: int = 1
-
-
-def parse_verdict(raw: str, schema: dict[str, Any]) -> bool:
-    """True iff the reply's "verdict" is the schema's positive (last) value; ValueError for anything else."""
-    text = raw.strip()
-    if text.startswith("```"):
-        text = text.strip("`").removeprefix("json").strip()
-    choices = schema["properties"]["verdict"]["enum"]
-    obj = json.loads(text)
-    if not isinstance(obj, dict) or "verdict" not in obj:
-        raise ValueError(f"no 'verdict' in {raw[:80]!r}")
-    value = obj["verdict"]
-    if value not in choices:
-        raise ValueError(f"verdict {value!r} is not one of {choices}")
-    return value == choices[-1]
 
 
 class Judge:
@@ -104,7 +92,7 @@ class Judge:
             {"role": "user", "content": load_prompt(self._user_prompt("support"), self.prompts_dir).render(
                 passages=body, claim=claim)},
         ]
-        return self._ask(("support", body, claim), messages, SUPPORT_SCHEMA)
+        return self._ask(("support", body, claim), messages)
 
     def correct(self, question: str, gold: str, answer: str) -> JudgeVerdict:
         messages = [
@@ -112,16 +100,16 @@ class Judge:
             {"role": "user", "content": load_prompt(self._user_prompt("correct"), self.prompts_dir).render(
                 question=question, gold=gold, answer=answer.strip()[:3000])},
         ]
-        return self._ask(("correct", question, gold, answer), messages, CORRECT_SCHEMA)
+        return self._ask(("correct", question, gold, answer), messages)
 
     def _user_prompt(self, task: str) -> str:
         return f"judge_{task}_yesno" if self.scored else f"judge_{task}_user"
 
-    def _ask(self, key: tuple, messages: list[dict[str, str]], schema: dict[str, Any]) -> JudgeVerdict:
+    def _ask(self, key: tuple, messages: list[dict[str, str]]) -> JudgeVerdict:
         with self._lock:
             cached = self._cache.get(key)
         if cached is None:
-            cached = self._ask_scored(messages) if self.scored else self._ask_json(messages, schema)
+            cached = self._ask_scored(messages) if self.scored else self._ask_json(messages, *REPLIES[key[0]])
             with self._lock:
                 self._cache[key] = cached
         if cached.score is not None:  # the threshold may have been calibrated since the score was cached
@@ -142,26 +130,18 @@ class Judge:
             self.errors += 1
         return JudgeVerdict(supported=None, error=error, attempts=attempts)
 
-    def _ask_json(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> JudgeVerdict:
-        raw, error = "", ""
-        attempts = 0
-        verdict: JudgeVerdict | None = None
-        for attempts in range(1, self.retries + 2):
-            with self._lock:
-                self.calls += 1
-            try:
-                raw = self.llm.complete(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
-                verdict = JudgeVerdict(supported=parse_verdict(raw, schema), raw=raw, attempts=attempts)
-                break
-            except LLMError as exc:
-                error = f"judge backend failed: {exc}"
-            except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-                error = f"malformed verdict: {exc}"
-        if verdict is None:
-            verdict = JudgeVerdict(supported=None, error=error, raw=raw, attempts=attempts)
+    def _ask_json(self, messages: list[dict[str, str]], reply_model: type[BaseModel], schema: dict[str, Any]) -> JudgeVerdict:
+        with self._lock:
+            self.calls += 1
+        result = ask_json_sync(self.llm, messages, reply_model, schema, max_tokens=self.max_tokens,
+                               retries=self.retries, name="judge")
+        if result.value is None:
             with self._lock:
                 self.errors += 1
-        return verdict
+            return JudgeVerdict(supported=None, error=result.error, attempts=result.attempts)
+        choices = reply_model.model_fields["verdict"].annotation.__args__
+        verdict = result.value.verdict
+        return JudgeVerdict(supported=verdict == choices[-1], raw=verdict, attempts=result.attempts)
 
 
 def best_threshold(scored: Sequence[tuple[float, bool]]) -> float:
@@ -192,7 +172,7 @@ def fit_passages(passages: Sequence[str], claim: str, limit: int) -> list[str]:
     passages = list(passages)
     if sum(len(" ".join(p.split())) for p in passages) <= limit:
         return passages
-    from assistant.cite import overlap
+    from assistant.engine.cite import overlap
 
     return sorted(passages, key=lambda p: -overlap(claim, p))
 
@@ -212,7 +192,7 @@ def format_passages(passages: Sequence[str], limit: int = MAX_PASSAGE_CHARS) -> 
 
 def make_judge(settings, url: str | None = None, model: str | None = None, workers: int = 2) -> Judge:
     """A judge on the answering LLM's backend, or on another OpenAI-compatible endpoint/model when given."""
-    from assistant.llm import make_llm
+    from assistant.llm.server import make_llm
 
     update = {k: v for k, v in {"llm_base_url": url, "llm_model": model}.items() if v}
     judge_settings = settings.model_copy(update=update) if update else settings

@@ -14,13 +14,13 @@ import re
 import string
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from assistant.cite import MARKER, markers_in, split_sentences
+from assistant.engine.cite import MARKER, markers_in, split_sentences
 from eval.judge import JudgeVerdict
+from ingest.parse import normalize_text
 
 # A chunk that cuts an evidence string at its boundary still counts when it holds this share of it.
 OVERLAP_MIN = 0.5
@@ -36,24 +36,12 @@ def normalize_ws(text: str) -> str:
     return " ".join(text.split())
 
 
-@lru_cache(maxsize=1)
-def _pipeline_normalizer() -> Callable[[str], str] | None:
-    """ingest.parse.normalize_text when the pipeline provides it (chunks are cleaned with it)."""
-    try:
-        from ingest.parse import normalize_text
-    except Exception:  # not there yet, or a broken import: plain whitespace matching still works
-        return None
-    return normalize_text
-
-
 def evidence_forms(evidence: str) -> tuple[str, ...]:
     """The evidence as pypdf wrote it and as the pipeline's cleaner would write it, whitespace-collapsed."""
     forms = [normalize_ws(evidence)]
-    norm = _pipeline_normalizer()
-    if norm is not None:
-        cleaned = normalize_ws(norm(evidence))
-        if cleaned not in forms:
-            forms.append(cleaned)
+    cleaned = normalize_ws(normalize_text(evidence))  # chunks are text cleaned by the parser
+    if cleaned not in forms:
+        forms.append(cleaned)
     return tuple(f for f in forms if f)
 
 

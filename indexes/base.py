@@ -5,7 +5,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from assistant.types import Chunk
+from assistant.core.types import Chunk
 
 
 @runtime_checkable

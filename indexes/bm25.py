@@ -8,116 +8,19 @@ pointer file, so a killed writer leaves the previous version in place.
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import time
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant.types import Chunk
+from assistant.core.types import Chunk
+from indexes.store import IndexMismatch
+from indexes.versioned import VersionedDir
 
 FORMAT_VERSION = 1
-
-
-class VersionedDir:
-    """A folder whose live content is the version folder named in ``CURRENT``.
-
-    Writers take the lock, build a fresh ``.build-*`` folder, then `commit` it: it is renamed to
-    ``v<n>`` and ``CURRENT`` is replaced atomically (os.replace). Readers read ``CURRENT`` and load
-    that folder. A writer killed half-way leaves only a ``.build-*`` folder, removed by the next writer.
-    The previous version is kept one generation so a reader loading it during a swap still finds it.
-    """
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    @property
-    def pointer(self) -> Path:
-        return self.root / "CURRENT"
-
-    def current_name(self) -> str | None:
-        try:
-            name = self.pointer.read_text().strip()
-        except FileNotFoundError:
-            return None
-        return name or None
-
-    def current(self) -> Path | None:
-        name = self.current_name()
-        if name is None:
-            return None
-        path = self.root / name
-        return path if path.is_dir() else None
-
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive writer lock (advisory, across processes); released if the process dies."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def new_build(self) -> Path:
-        """A fresh folder to build the next version in (call while holding the lock)."""
-        self.cleanup()
-        path = self.root / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
-        return path
-
-    def commit(self, build: Path) -> Path:
-        """Make `build` the live version; returns its final path (call while holding the lock)."""
-        _fsync_tree(build)
-        previous = self.current_name()
-        n = 1 + max([int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit()], default=0)
-        final = self.root / f"v{n:06d}"
-        os.replace(build, final)
-        tmp = self.root / f".CURRENT.{uuid.uuid4().hex[:8]}"
-        with open(tmp, "w") as fh:
-            fh.write(final.name + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.pointer)
-        _fsync_dir(self.root)
-        for old in self.root.glob("v*"):
-            if old.name not in (final.name, previous) and old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-        return final
-
-    def cleanup(self) -> None:
-        """Remove leftovers of killed writers (call while holding the lock)."""
-        for junk in list(self.root.glob(".build-*")) + list(self.root.glob(".CURRENT.*")):
-            if junk.is_dir():
-                shutil.rmtree(junk, ignore_errors=True)
-            else:
-                junk.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: Path) -> None:
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
 
 
 class BM25Index:
@@ -141,6 +44,7 @@ class BM25Index:
         self._vocab: list[str] = []
         self._vocab_index: dict[str, int] = {}
         self._retriever = None
+        self._df: np.ndarray | None = None  # document frequency per vocabulary id, computed on first use
         self._refresh()
 
     # --- the Index protocol
@@ -191,6 +95,23 @@ class BM25Index:
     def __len__(self) -> int:
         self._refresh()
         return len(self._ids)
+
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """BM25's inverse document frequency of stemmed terms over the indexed chunks (unknown terms: the
+        highest, as a term no chunk holds)."""
+        self._refresh()
+        if self._df is None:
+            counts = np.zeros(len(self._vocab), dtype=np.int64)
+            for toks in self._tokens:
+                counts[np.unique(toks)] += 1
+            self._df = counts
+        n = len(self._ids)
+        out = {}
+        for term in terms:
+            i = self._vocab_index.get(term)
+            df = int(self._df[i]) if i is not None and i < len(self._df) else 0
+            out[term] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
 
     def chunk_ids(self) -> list[str]:
         self._refresh()
@@ -254,6 +175,7 @@ class BM25Index:
             shutil.rmtree(build, ignore_errors=True)
             raise
         self._retriever = retriever
+        self._df = None
         self._loaded = final.name
 
     def _refresh(self) -> None:
@@ -261,28 +183,18 @@ class BM25Index:
         name = self._dir.current_name()
         if name == self._loaded:
             return
-        for attempt in range(3):
-            folder = self._dir.current()
-            if folder is None:
-                self._ids, self._tokens, self._vocab, self._vocab_index = [], [], [], {}
-                self._arxiv = np.zeros(0, dtype=str)
-                self._retriever, self._loaded = None, None
-                return
-            try:
-                self._load(folder)
-                return
-            except FileNotFoundError:
-                if attempt == 2:
-                    raise
-                time.sleep(0.05)  # swapped under us; read the pointer again
+        self._dir.load_current(self._load, self._set_empty)
+
+    def _set_empty(self) -> None:
+        self._ids, self._tokens, self._vocab, self._vocab_index = [], [], [], {}
+        self._arxiv = np.zeros(0, dtype=str)
+        self._retriever, self._loaded, self._df = None, None, None
 
     def _load(self, folder: Path) -> None:
         manifest = json.loads((folder / "manifest.json").read_text())
         wanted = {k: v for k, v in self.params.items()}
         recorded = {k: manifest.get(k) for k in wanted}
         if recorded != wanted:
-            from indexes.store import IndexMismatch
-
             raise IndexMismatch(f"BM25 index in {self.path} was built with {recorded}, asked for {wanted}")
         meta = json.loads((folder / "chunks.json").read_text())
         flat = np.load(folder / "tokens.npy")
@@ -293,4 +205,5 @@ class BM25Index:
         self._arxiv = np.asarray(meta["arxiv_ids"], dtype=str)
         self._tokens = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
         self._retriever = self._build_retriever()
+        self._df = None
         self._loaded = folder.name

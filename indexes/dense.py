@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from assistant.types import Chunk
+from assistant.core.types import Chunk
 from indexes.base import Embedder
 
 # chromadb rejects very large single writes; this stays well under its max batch size.
@@ -57,8 +57,14 @@ class DenseIndex:
         for i in range(0, len(ids), WRITE_BATCH):
             self._col.delete(ids=ids[i:i + WRITE_BATCH])
 
-    def remove_paper(self, arxiv_id: str) -> None:
-        self._col.delete(where={"arxiv_id": arxiv_id})
+    def vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id (ids the index does not hold are left out)."""
+        ids = list(chunk_ids)
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(ids), WRITE_BATCH):
+            res = self._col.get(ids=ids[i:i + WRITE_BATCH], include=["embeddings"])
+            out.update({cid: np.asarray(v, dtype=np.float32) for cid, v in zip(res["ids"], res["embeddings"])})
+        return out
 
     def search(self, query: str, k: int, arxiv_ids: Sequence[str] | None = None,
                levels: Sequence[int] | None = (0,)) -> list[tuple[str, float]]:

@@ -48,7 +48,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     @property
     def tokenizer(self):
@@ -77,6 +77,31 @@ class SentenceTransformerEmbedder:
             if progress:
                 progress(len(batch))
         return np.vstack(parts).astype(np.float32)
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Pooled vectors and per-token vectors (both L2-normalised, special tokens dropped) from one forward
+        pass: the dense index's vector and ColBERT-style token vectors of the same text."""
+        import torch
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        model = self.model
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
+        pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
+        with torch.inference_mode():
+            for i in range(0, len(order), self.batch_size):
+                ids = order[i:i + self.batch_size]
+                features = model.preprocess([texts[j] for j in ids])
+                out = model({k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()})
+                for row, j in enumerate(ids):
+                    keep = out["attention_mask"][row].bool()
+                    pooled[j] = out["sentence_embedding"][row].float().cpu().numpy()
+                    tokens[j] = out["token_embeddings"][row][keep][1:-1].float().cpu().numpy()
+        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-12
+        tokens = [(t / (np.linalg.norm(t, axis=1, keepdims=True) + 1e-12)).astype(np.float32) for t in tokens]
+        return pooled, tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from assistant.types import Chunk, Paper, PaperRecord, PaperStatus
+from assistant.core.types import Chunk, Paper, PaperRecord, PaperStatus
 
 SCHEMA_VERSION = 1
 
@@ -74,14 +74,6 @@ class Store:
                 f"The index in {self.path.parent} was built with different settings ({detail}). "
                 "Use the same settings, or point --home at a new directory to build another index."
             )
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -18,8 +18,8 @@ import httpx
 import pypdf
 import requests
 
-from assistant.config import Settings
-from assistant.types import Paper
+from assistant.core.config import Settings
+from assistant.core.types import Paper
 from ingest.sources import ArxivRef
 
 _USER_AGENT = "paper-assistant/0.1 (offline-first research assistant)"
@@ -36,16 +36,40 @@ class FetchError(RuntimeError):
         self.reason = reason
 
 
-class _TimeoutSession(requests.Session):
-    """arxiv.Client has no timeout setting; without one a stalled API call hangs forever."""
+class _RetryingSession(requests.Session):
+    """The arXiv API session: every request times out (a stalled call would hang forever) and urllib3
+    retries connection errors, read timeouts and 429/5xx answers with backoff, the one retry layer:
+    the arxiv client's own retries are off, so attempts never multiply."""
 
-    def __init__(self, timeout_s: float):
+    def __init__(self, timeout_s: float, retries: int, backoff_s: float):
         super().__init__()
         self.timeout_s = timeout_s
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        retry = Retry(total=retries, connect=retries, read=retries, status=retries, other=0,
+                      status_forcelist=sorted(_RETRY_STATUS), allowed_methods=["GET"], raise_on_status=False,
+                      backoff_factor=backoff_s, respect_retry_after_header=False)
+        for prefix in ("http://", "https://"):
+            self.mount(prefix, HTTPAdapter(max_retries=retry))
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout_s)
         return super().request(method, url, *args, **kwargs)
+
+
+def arxiv_client(api_url: str, delay_s: float, retries: int, timeout_s: float):
+    """The arxiv package's Client pointed at `api_url`, sending through a session that times out and retries.
+
+    arxiv.Client takes neither an endpoint nor a session as arguments: both are set on the instance,
+    where the package reads them (`query_url_format`, `_session`).
+    """
+    import arxiv  # imported here: only network fetches need it
+
+    client = arxiv.Client(page_size=10, delay_seconds=delay_s, num_retries=0)
+    client.query_url_format = api_url + "?{}"
+    client._session = _RetryingSession(timeout_s, retries, backoff_s=max(0.05, delay_s))
+    return client
 
 
 def check_pdf(path: Path) -> str | None:
@@ -183,39 +207,28 @@ class Fetcher:
     # ---------------------------------------------------------------- network
     def _arxiv_client(self) -> Any:
         if self._client is None:
-            import arxiv  # imported here: only network fetches need it
-
-            client = arxiv.Client(page_size=10, delay_seconds=self.settings.arxiv_delay_s, num_retries=self.settings.fetch_retries)
-            # The package hard-codes export.arxiv.org in a class attribute; an instance
-            # attribute points this client (only) at the configured endpoint.
-            client.query_url_format = self.settings.arxiv_api_url + "?{}"
-            client._session = _TimeoutSession(self.settings.fetch_timeout_s)
-            self._client = client
+            s = self.settings
+            self._client = arxiv_client(s.arxiv_api_url, s.arxiv_delay_s, s.fetch_retries, s.fetch_timeout_s)
         return self._client
 
     def _query_metadata(self, ref: ArxivRef) -> Paper:
         import arxiv
 
         search = arxiv.Search(id_list=[str(ref)], max_results=1)
-        last_error = ""
-        for attempt in range(self.settings.fetch_retries + 1):
-            try:
-                results = list(self._arxiv_client().results(search))
-                break
-            except arxiv.HTTPError as exc:  # the client already retried fetch_retries times
-                raise FetchError(ref.arxiv_id, f"arXiv API answered HTTP {exc.status}") from exc
-            except requests.Timeout as exc:  # the client does not retry these; we do
-                last_error = f"arXiv API timed out after {self.settings.fetch_timeout_s:g} s"
-                if attempt < self.settings.fetch_retries:
-                    self._backoff(attempt)
-            except requests.ConnectionError as exc:
-                raise FetchError(ref.arxiv_id, f"cannot reach the arXiv API at {self.settings.arxiv_api_url}") from exc
-            except (requests.RequestException, arxiv.ArxivError) as exc:
-                raise FetchError(ref.arxiv_id, f"arXiv API request failed: {exc}") from exc
-            finally:
-                self._last_network_at = time.monotonic()
-        else:
-            raise FetchError(ref.arxiv_id, f"{last_error} ({self.settings.fetch_retries + 1} tries)")
+        tries = f"{self.settings.fetch_retries + 1} tries"
+        try:  # the session retries (urllib3); the client does not
+            results = list(self._arxiv_client().results(search))
+        except arxiv.HTTPError as exc:
+            raise FetchError(ref.arxiv_id, f"arXiv API answered HTTP {exc.status} ({tries})") from exc
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            if "timed out" in str(exc).lower():
+                raise FetchError(ref.arxiv_id, f"arXiv API timed out after {self.settings.fetch_timeout_s:g} s "
+                                 f"({tries})") from exc
+            raise FetchError(ref.arxiv_id, f"cannot reach the arXiv API at {self.settings.arxiv_api_url}") from exc
+        except (requests.RequestException, arxiv.ArxivError) as exc:
+            raise FetchError(ref.arxiv_id, f"arXiv API request failed: {exc}") from exc
+        finally:
+            self._last_network_at = time.monotonic()
         if not results or "api/errors" in results[0].entry_id:
             detail = f" ({results[0].summary.strip()})" if results else ""
             raise FetchError(ref.arxiv_id, f"unknown arXiv id: the API has no entry for {ref}{detail}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pypdf
 from pypdf.errors import PyPdfError
 
-from assistant.types import ParsedPaper, Section
+from assistant.core.types import ParsedPaper, Section
 
 REFERENCES_TITLE = "References"
 

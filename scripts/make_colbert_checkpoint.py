@@ -29,7 +29,7 @@ def compile_extensions() -> float:
 
 
 def main() -> None:
-    from indexes.colbert_checkpoint import OFFLINE_CHECKPOINT, resolve_checkpoint
+    from indexes.colbert.checkpoint import OFFLINE_CHECKPOINT, resolve_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path, default=None, help="Folder for the checkpoint (default: ColBERTIndex's)")

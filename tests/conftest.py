@@ -44,7 +44,7 @@ def embedder():
 @pytest.fixture
 def settings_for(tmp_path):
     """Settings with home in tmp_path, offline, no config file from the user's home."""
-    from assistant.config import Settings
+    from assistant.core.config import Settings
 
     def build(mirror: Path | None = None, **overrides):
         # BM25 only by default: a ColBERT build per test costs seconds; mini_library_home and the
@@ -59,7 +59,7 @@ def settings_for(tmp_path):
 def mini_library_home(tmp_path_factory, embedder):
     """An index of the two small papers, built once per session for read-only tests (search, ask)."""
     from assistant.api import Assistant
-    from assistant.config import Settings
+    from assistant.core.config import Settings
 
     root = tmp_path_factory.mktemp("mini")
     mirror = make_mirror(root / "mirror", SMALL_IDS)
@@ -86,7 +86,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def vllm_settings(tmp_path_factory):
     """Settings for a managed vLLM server of the small model on a port of its own, home in a tmp dir."""
-    from assistant.config import PROJECT_ROOT, Settings
+    from assistant.core.config import PROJECT_ROOT, Settings
 
     return Settings(home=tmp_path_factory.mktemp("vllm-home"), llm_model=SMALL_MODEL,
                     llm_model_path=PROJECT_ROOT / ".models" / SMALL_MODEL, vllm_port=free_port(),
@@ -96,7 +96,7 @@ def vllm_settings(tmp_path_factory):
 @pytest.fixture(scope="session")
 def vllm_url(vllm_settings):
     """Base URL (http://127.0.0.1:PORT/v1) of a real vLLM server; stopped when the session ends."""
-    from assistant.server import VLLMServer
+    from assistant.llm.server import VLLMServer
 
     shared = _shared_dev_server()
     if shared:  # a developer's already-running server of the same model: no second 6 GiB process
@@ -123,7 +123,7 @@ def _shared_dev_server() -> str | None:
 
 @pytest.fixture
 def llm(vllm_url):
-    from assistant.llm import OpenAICompatibleLLM
+    from assistant.llm.client import OpenAICompatibleLLM
 
     return OpenAICompatibleLLM(vllm_url, SMALL_MODEL, timeout_s=120.0)
 
@@ -147,7 +147,7 @@ def _window_chunks(arxiv_id: str, size: int = 200, overlap: int = 40):
     from pypdf import PdfReader
     from transformers import AutoTokenizer
 
-    from assistant.types import Chunk
+    from assistant.core.types import Chunk
     from indexes.embedder import resolve_model_path
 
     tok = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))

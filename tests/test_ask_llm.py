@@ -18,7 +18,9 @@ def test_answer_cites_the_right_paper_with_section_and_page(mini_library_home, e
         assert c.page_start >= 1 and c.quote
         assert c.chunk_id in {h.chunk.id for h in answer.passages}
     assert answer.model == llm.model and answer.timings["first_token_s"] > 0
-    assert "[1]" in answer.to_markdown() or any(f"[{c.n}]" in answer.text for c in answer.citations)
+    markdown = answer.to_markdown()
+    for c in answer.citations:  # every citation is a marker in the text and a reference in the Markdown
+        assert f"[{c.n}]" in answer.text and c.label in markdown
 
 
 def test_streaming_yields_tokens_then_the_answer(mini_library_home, embedder, llm):

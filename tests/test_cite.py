@@ -1,5 +1,5 @@
-from assistant.cite import attach_citations, markers_in, split_sentences
-from assistant.types import Answer, Chunk, Hit, Paper
+from assistant.engine.cite import attach_citations, markers_in, split_sentences
+from assistant.core.types import Answer, Chunk, Hit, Paper
 
 
 def hit(text: str, arxiv_id: str = "1706.03762", section: str = "3.2 Attention", pages=(4, 4)) -> Hit:
@@ -47,7 +47,7 @@ def test_markdown_has_references_and_bibtex():
 
 
 def test_a_looping_answer_keeps_the_first_of_restated_sentences():
-    from assistant.cite import drop_restatements
+    from assistant.engine.cite import drop_restatements
 
     loop = "The factor 1/sqrt(d_k) keeps the dot products of queries and keys from growing large [1]."
     other = "Large dot products push the softmax into regions with extremely small gradients [1]."

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from indexes.clustering import (best_k_by_bic, cluster_for_summary, gmm_clusters, pack_in_order, reduce_dims,
+from assistant.summaries.clustering import (best_k_by_bic, cluster_for_summary, gmm_clusters, pack_in_order, reduce_dims,
                                 split_in_two, split_to_budget)
-from indexes.raptor import (TOPIC_LEVEL, clean_summary, collapse_rank, cut_to_sentence, fill_budget, looks_runaway,
-                            parse_levels, split_text)
+from assistant.summaries.text import clean_summary, cut_to_sentence, looks_runaway, split_text
+from indexes.raptor import TOPIC_LEVEL, fill_budget, parse_levels
 
 
 def blobs(n_per=12, centres=((0, 0), (10, 0), (0, 10)), seed=0, dim=2):
@@ -87,17 +87,12 @@ def test_umap_reduces_real_sized_sets():
 
 # --- collapsed tree with fixed embeddings
 def test_collapsed_fills_budget_best_first_over_all_levels():
-    ids = ["leaf-a", "leaf-b", "sum-1", "paper", "topic"]
-    vectors = np.array([[1, 0, 0], [0.9, 0.1, 0], [0.99, 0.01, 0.05], [0.5, 0.5, 0], [0, 1, 0]], dtype=np.float32)
-    levels = [0, 0, 1, 2, TOPIC_LEVEL]
-    tokens = [200, 200, 120, 150, 100]
-    q = np.array([1, 0, 0], dtype=np.float32)
-    got = collapse_rank(q, ids, vectors, levels, tokens, budget=530)
+    ranked = [("leaf-a", 0.99), ("sum-1", 0.98), ("leaf-b", 0.9), ("paper", 0.7), ("topic", 0.1)]
+    tokens = {"leaf-a": 200, "leaf-b": 200, "sum-1": 120, "paper": 150, "topic": 100}
+    got = fill_budget(ranked, tokens, budget=530)
     assert [cid for cid, _ in got] == ["leaf-a", "sum-1", "leaf-b"]  # 520 tokens; "paper" would pass 530
-    assert got[0][1] == pytest.approx(1.0)
-    only_summaries = collapse_rank(q, ids, vectors, levels, tokens, budget=10_000, only_levels=[1, 2, TOPIC_LEVEL])
-    assert [cid for cid, _ in only_summaries] == ["sum-1", "paper", "topic"]
-    assert collapse_rank(q, ids, vectors, levels, tokens, budget=100) == []  # the best node alone is too big
+    assert fill_budget(ranked, {**tokens, "leaf-a": 600}, budget=530) == []  # the best node alone is too big
+    assert [c for c, _ in fill_budget([("gone", 1.0), *ranked], tokens, 10_000)][0] == "leaf-a"  # unknown ids skipped
 
 
 def test_fill_budget_skips_unknown_ids():

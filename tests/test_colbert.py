@@ -51,7 +51,7 @@ def test_offline_checkpoint_is_identity_and_recorded(ckpt_cache):
     from safetensors.torch import load_file
     import torch
 
-    from indexes.colbert_checkpoint import resolve_checkpoint
+    from indexes.colbert.checkpoint import resolve_checkpoint
 
     folder = Path(resolve_checkpoint(cache_dir=ckpt_cache))
     prov = json.loads((folder / "PROVENANCE.json").read_text())
@@ -112,7 +112,7 @@ def test_persistence_across_processes(tmp_path, paper_chunks, ckpt_cache):
     path = tmp_path / "colbert"
     build = textwrap.dedent(f"""
         from pathlib import Path
-        from assistant.types import Chunk
+        from assistant.core.types import Chunk
         from indexes.colbert import ColBERTIndex
         if __name__ == "__main__":
             chunks = [Chunk.model_validate_json(l) for l in Path({str(jsonl)!r}).read_text().splitlines()]
@@ -141,7 +141,7 @@ def test_killed_build_leaves_old_index(base_index, paper_chunks, ckpt_cache, tmp
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from assistant.types import Chunk
+        from assistant.core.types import Chunk
         from indexes.colbert import ColBERTIndex
         def progress(done, total):
             print("ENCODING", done, total, flush=True)

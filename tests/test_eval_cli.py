@@ -5,7 +5,7 @@ import json
 
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from assistant.cli.app import app
 from tests.conftest import DEV_SET, SMALL_IDS
 
 
@@ -24,12 +24,12 @@ def test_eval_retrieval_json(mini_library_home, tmp_path):
 
 
 def test_eval_score_cli(tmp_path, monkeypatch):
-    from assistant.config import PROJECT_ROOT
-    from assistant.llm import ScriptedLLM
+    from assistant.core.config import PROJECT_ROOT
+    from tests.fakes import ScriptedLLM
     from eval.judge import Judge
 
     judge = Judge(ScriptedLLM([{"verdict": "supported"}, {"verdict": "not supported"}]), PROJECT_ROOT / "prompts", workers=1)
-    monkeypatch.setattr("assistant.cli_eval._judge", lambda *a, **k: judge)
+    monkeypatch.setattr("assistant.cli.eval._judge", lambda *a, **k: judge)
     records = tmp_path / "answers.jsonl"
     records.write_text(json.dumps({"id": "r1", "question": "q", "answer": "Claim one [1]. Claim two.",
                                    "passages": ["Claim one holds."]}) + "\n")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistant.config import PROJECT_ROOT
-from assistant.llm import ScriptedLLM
-from assistant.llm_protocol import LLMError
+from assistant.core.config import PROJECT_ROOT
+from tests.fakes import ScriptedLLM
+from assistant.llm.protocol import LLMError
 from eval.datasets import QAItem
 from eval.judge import SUPPORT_SCHEMA, Judge, check_pairs, run_judge_check
 from eval.metrics import score_faithfulness
@@ -36,7 +36,7 @@ def test_malformed_then_valid_is_retried():
 def test_malformed_twice_is_an_error_never_supported():
     judge, llm = judge_with('{"verdict": "yes"}', '{"supported": true}', {"verdict": "supported"})
     v = judge.support(["p"], "c")
-    assert v.supported is None and "malformed" in v.error and len(llm.calls) == 2
+    assert v.supported is None and "unusable JSON" in v.error and len(llm.calls) == 2
     assert judge.errors == 1
 
 
@@ -82,7 +82,7 @@ def test_judge_check_pairs_and_agreement():
 
 
 def test_every_judge_prompt_renders():
-    from assistant.prompts import load_prompt
+    from assistant.core.prompts import load_prompt
 
     assert load_prompt("judge_support_user", Path(PROMPTS)).render(passages="[1] x", claim="y")
     assert load_prompt("judge_correct_user", Path(PROMPTS)).render(question="q", gold="g", answer="a")

@@ -155,7 +155,7 @@ def test_three_question_end_to_end(request, tmp_path, mini_library_home, embedde
         url = request.getfixturevalue("vllm_url")
     except pytest.FixtureLookupError:
         pytest.skip("no vllm_url fixture in tests/conftest.py yet")
-    from assistant.llm import OpenAICompatibleLLM
+    from assistant.llm.client import OpenAICompatibleLLM
     from eval.judge import Judge
     from eval.report import summarize, write_report
     from eval.run import AssistantPipeline
@@ -186,12 +186,12 @@ def test_three_question_end_to_end(request, tmp_path, mini_library_home, embedde
 def test_metered_llm_counts_sync_and_async():
     import asyncio
 
-    from assistant.llm import ScriptedLLM
-    from eval.run import MeteredLLM
+    from tests.fakes import ScriptedLLM
+    from eval.pipelines import MeteredLLM
 
     m = MeteredLLM(ScriptedLLM(["one two three", {"ok": True}, "four five"]))
     assert "".join(m.stream([{"role": "user", "content": "hi"}])) == "one two three"
-    assert m.complete_json([{"role": "user", "content": "x"}], {"type": "object"}) == {"ok": True}
+    assert m.complete([{"role": "user", "content": "x"}], json_schema={"type": "object"}) == '{"ok": true}'
 
     async def collect():
         return [p async for p in m.astream([{"role": "user", "content": "yo"}])]

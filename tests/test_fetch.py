@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import Settings
+from tests.conftest import PAPERS
+
+from assistant.core.config import Settings
 from ingest.fetch import FetchError, Fetcher, check_pdf
 from ingest.sources import ArxivRef
 
@@ -17,7 +19,6 @@ try:
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
     from arxiv_server import ArxivTestServer  # type: ignore[no-redef]
 
-PAPERS = Path("/work/shared/papers")
 SMALL = ArxivRef(arxiv_id="1907.11692")  # RoBERTa, the smallest PDF (~210 kB), v1 in the manifest
 OTHER = ArxivRef(arxiv_id="2305.13245")  # GQA, ~256 kB, v3
 
@@ -136,6 +137,21 @@ def test_stalls_beyond_the_retries_are_a_fetch_error(tmp_path: Path, server: Arx
     with pytest.raises(FetchError, match="timed out"):
         Fetcher(settings).fetch(SMALL)
     assert cache_files(settings) == []
+
+
+def test_api_stalls_and_errors_are_retried_once_per_try_not_stacked(tmp_path: Path, server: ArxivTestServer) -> None:
+    server.stall_s = 1.0
+    server.stall_next.update(api=99)
+    settings = make_settings(tmp_path, server, fetch_timeout_s=0.2, fetch_retries=2)
+    with pytest.raises(FetchError, match=r"timed out after 0.2 s \(3 tries\)"):
+        Fetcher(settings).fetch(SMALL)
+    assert sum(r.startswith("/api/") for r in server.requests) == 3
+    server.requests.clear()
+    server.stall_next.update(api=0)
+    server.fail_next.update(api=99)
+    with pytest.raises(FetchError, match=r"HTTP 503 \(3 tries\)"):
+        Fetcher(settings).fetch(SMALL)
+    assert sum(r.startswith("/api/") for r in server.requests) == 3
 
 
 def test_truncated_pdf_is_rejected_and_nothing_is_cached(tmp_path: Path, server: ArxivTestServer) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.fusion import rrf
+from assistant.engine.fusion import rrf
 
 
 def test_equal_weights_known_order():

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from assistant.api import Assistant
-from assistant.llm import ScriptedLLM
-from assistant.llm_protocol import LLMError
+from tests.fakes import ScriptedLLM
+from assistant.llm.protocol import LLMError
 
 
 class GatedLLM(ScriptedLLM):
@@ -59,7 +59,7 @@ def test_gate_off_or_backend_without_scores_never_asks(mini_library_home, embedd
 
 @pytest.mark.llm
 def test_real_model_scores_a_covered_question_above_an_uncovered_one(mini_library_home, embedder, llm):
-    from assistant.gate import answerability
+    from assistant.engine.gate import answerability
 
     a = Assistant(mini_library_home.model_copy(update={"answer_gate": 0.5}), embedder=embedder, llm=llm)
     covered = answerability(QUESTION, a.search(QUESTION, 8), llm, a.settings)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
-from assistant.hyde import ahyde, hyde
-from assistant.llm_protocol import LLMError
+from assistant.engine.hyde import ahyde, hyde
+from assistant.llm.protocol import LLMError
 from tests.test_engine import GQA, QUESTION, Engine, RoutedLLM, events_of, judge_ok, make_assistant, plan_reply
 
 HYPO = ("When converting a multi-head checkpoint to a GQA checkpoint, we construct each group key and value "

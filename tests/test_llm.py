@@ -6,15 +6,23 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
+from typing import Literal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import BaseModel
 
-from assistant.llm import OpenAICompatibleLLM, ScriptedLLM, make_llm
-from assistant.llm_protocol import LLM, LLMError
+from assistant.llm.client import OpenAICompatibleLLM
+from assistant.llm.server import make_llm
+from assistant.llm.protocol import LLM, LLMError
+from assistant.llm.structured import ask_json_sync
 from tests.conftest import free_port
 
 ASK = [{"role": "user", "content": "Name three primary colors, comma-separated."}]
+class Verdict(BaseModel):
+    label: Literal["supported", "unsupported"]
+
+
 VERDICT = {"title": "Verdict", "type": "object", "additionalProperties": False, "required": ["label"],
            "properties": {"label": {"type": "string", "enum": ["supported", "unsupported"]}}}
 
@@ -32,6 +40,25 @@ class _Handler(BaseHTTPRequestHandler):
         kind = self.server.script.pop(0)  # type: ignore[attr-defined]
         if kind == "error":
             self._send(400, {"error": {"message": "max_tokens is too large", "type": "BadRequestError"}})
+        elif kind == "html":
+            data = b"<html><body>Bad Gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif kind == "500":
+            self._send(500, {"error": {"message": "engine crashed", "type": "InternalServerError"}})
+        elif kind.startswith("events:"):  # a stream of the given data payloads, then [DONE]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for payload in json.loads(kind[7:]):
+                self.wfile.write(f"data: {payload}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
         elif kind.startswith("text:"):
             self._send(200, {"choices": [{"message": {"role": "assistant", "content": kind[5:]},
                                           "finish_reason": "stop"}],
@@ -96,8 +123,8 @@ def test_complete_and_stream_agree(llm: OpenAICompatibleLLM) -> None:
 def test_json_schema_constrains_to_enum(llm: OpenAICompatibleLLM) -> None:
     messages = [{"role": "user", "content": "Passage: 'Water boils at 100 C at sea level.' "
                  "Sentence: 'Water boils at 100 C at sea level.' Is the sentence supported by the passage?"}]
-    reply = llm.complete_json(messages, VERDICT, max_tokens=32)
-    assert set(reply) == {"label"} and reply["label"] in {"supported", "unsupported"}
+    result = ask_json_sync(llm, messages, Verdict, VERDICT, max_tokens=32)
+    assert result.value is not None and result.value.label in {"supported", "unsupported"}
 
 
 @pytest.mark.llm
@@ -133,10 +160,10 @@ def test_async_stream_break_raises_after_partial_text(fake_server: ThreadingHTTP
     assert got == ["Red, ", "green"]
 
 
-def test_malformed_json_is_retried_once_then_raises(fake_server: ThreadingHTTPServer) -> None:
+def test_malformed_json_is_retried_once_then_reported(fake_server: ThreadingHTTPServer) -> None:
     llm = _client(fake_server, "text:{\"label\": \"supp", "text:not json at all")
-    with pytest.raises(LLMError, match="malformed JSON 2 times"):
-        llm.complete_json(ASK, VERDICT)
+    result = ask_json_sync(llm, ASK, Verdict, VERDICT, max_tokens=16, name="verdict")
+    assert result.value is None and result.attempts == 2 and "unusable JSON" in result.error
     assert len(fake_server.requests) == 2  # type: ignore[attr-defined]
     sent = fake_server.requests[0]["response_format"]  # type: ignore[attr-defined]
     assert sent == {"type": "json_schema", "json_schema": {"name": "Verdict", "schema": VERDICT, "strict": True}}
@@ -144,7 +171,22 @@ def test_malformed_json_is_retried_once_then_raises(fake_server: ThreadingHTTPSe
 
 def test_malformed_json_then_valid(fake_server: ThreadingHTTPServer) -> None:
     llm = _client(fake_server, "text:{oops", 'text:{"label": "supported"}')
-    assert llm.complete_json(ASK, VERDICT) == {"label": "supported"}
+    result = ask_json_sync(llm, ASK, Verdict, VERDICT, max_tokens=16)
+    assert result.value == Verdict(label="supported") and result.attempts == 2
+
+
+@pytest.mark.parametrize("payloads", [["null"], ["[1, 2, 3]"], ['{"choices": [{"delta": "a string"}]}'],
+                                      ['{"choices": [{"delta": {"content": 7}}]}'], ["{not json"]])
+def test_malformed_stream_events_are_clear_errors(fake_server: ThreadingHTTPServer, payloads: list[str]) -> None:
+    llm = _client(fake_server, "events:" + json.dumps(payloads))
+    with pytest.raises(LLMError, match="malformed stream event|stream"):
+        list(llm.stream(ASK, max_tokens=8))
+
+
+@pytest.mark.parametrize("kind,message", [("html", "unreadable reply|unusable reply"), ("500", "HTTP 500: engine crashed")])
+def test_html_and_server_errors_are_clear(fake_server: ThreadingHTTPServer, kind: str, message: str) -> None:
+    with pytest.raises(LLMError, match=message):
+        _client(fake_server, kind).complete(ASK)
 
 
 def test_http_error_and_empty_reply(fake_server: ThreadingHTTPServer) -> None:
@@ -168,17 +210,5 @@ def test_make_llm_uses_base_url_without_starting_a_server(settings_for) -> None:
     settings = settings_for(llm_base_url="http://127.0.0.1:9/v1", llm_model="m", llm_timeout_s=7.0)
     llm = make_llm(settings)
     assert isinstance(llm, OpenAICompatibleLLM)
-    assert (llm.base_url, llm.model, llm.timeout.read) == ("http://127.0.0.1:9/v1", "m", 7.0)
+    assert (llm.base_url, llm.model, llm.timeout_s) == ("http://127.0.0.1:9/v1", "m", 7.0)
     assert not (settings.home / "vllm.pid").exists()
-
-
-def test_scripted_llm_replays_and_records() -> None:
-    fake = ScriptedLLM(["Hello there.", {"label": "supported"}, "{bad", "{bad"])
-    assert isinstance(fake, LLM)
-    assert "".join(fake.stream(ASK)) == "Hello there."
-    assert fake.complete_json(ASK, VERDICT) == {"label": "supported"}
-    with pytest.raises(LLMError, match="malformed JSON"):
-        fake.complete_json(ASK, VERDICT)
-    with pytest.raises(LLMError, match="ran out"):
-        fake.complete(ASK)
-    assert fake.prompts[0] == ASK and fake.calls[1]["json_schema"] == VERDICT

@@ -1,13 +1,13 @@
 import pytest
 
-from assistant.answer import build_messages
-from assistant.config import PROJECT_ROOT, Settings
-from assistant.prompts import PromptError, load_prompt
+from assistant.engine.passages import answer_messages
+from assistant.core.config import PROJECT_ROOT, Settings
+from assistant.core.prompts import PromptError, load_prompt
 from tests.test_cite import PASSAGES
 
 
 def test_answer_prompts_render_with_the_fields_the_code_passes(tmp_path):
-    messages = build_messages("Why scale dot products?", PASSAGES, Settings(home=tmp_path))
+    messages = answer_messages("Why scale dot products?", PASSAGES, Settings(home=tmp_path))
     assert messages[0]["role"] == "system" and "[n]" in messages[0]["content"]
     assert "[1] Attention Is All You Need (1706.03762)" in messages[1]["content"]
     assert "Why scale dot products?" in messages[1]["content"]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import shutil
 
-import numpy as np
 import pytest
 
 from assistant.api import Assistant
-from assistant.config import Settings
-from assistant.llm_protocol import LLMError
-from assistant.types import Chunk, Paper, PaperStatus
-from indexes.raptor import CORPUS_ID, TOPIC_LEVEL, RaptorTree, TreeConfig, leaves_of
+from assistant.core.config import Settings
+from assistant.llm.protocol import LLMError
+from assistant.core.types import Chunk, Paper, PaperStatus
+from assistant.summaries.build import TreeBuilder, _Job
+from assistant.summaries.config import TreeConfig
+from indexes.raptor import CORPUS_ID, TOPIC_LEVEL, TreeStore, leaves_of
 from tests.conftest import SMALL_IDS
 
 ROBERTA, GQA = SMALL_IDS
@@ -63,8 +64,8 @@ def build(a: Assistant, **kw):
     return a.build_tree(reducer="pca", context_tokens=2048, **kw)
 
 
-def tree_of(a: Assistant) -> RaptorTree:
-    return RaptorTree(a.library, llm=None, config=TreeConfig())
+def tree_of(a: Assistant) -> TreeStore:
+    return TreeStore(a.library)
 
 
 def test_two_papers_end_to_end(home, embedder):
@@ -128,7 +129,7 @@ def test_resume_after_a_kill_mid_level(home, embedder):
     with pytest.raises(RuntimeError, match="killed"):
         build(a, papers=[ROBERTA], topics=False)
     done = [c for c in a.library.store.chunks_of(ROBERTA, None) if c.level]
-    assert 1 <= len(done) <= 5 and not tree_of(a).has_tree(ROBERTA)
+    assert 1 <= len(done) <= 5 and tree_of(a).tree_of(ROBERTA) is None
 
     fresh = Summariser()
     b = _assistant(home, embedder, fresh)
@@ -184,8 +185,7 @@ def test_empty_and_runaway_replies_are_retried_then_capped(home, embedder):
     loop = "the heads share keys and values " * 30
     llm = Summariser(script=["", "A fine summary of grouped-query attention.", loop, loop])
     a = _assistant(home, embedder, llm)
-    tree = RaptorTree(a.library, llm, TreeConfig(summary_tokens=60, context_tokens=2048, reducer="pca", topics=False))
-    from indexes.raptor import _Job
+    tree = TreeBuilder(a.library, llm, TreeConfig(summary_tokens=60, context_tokens=2048, reducer="pca", topics=False))
 
     kids = a.library.store.chunks_of(GQA, 0)[:3]
     text, note = tree._summarise(_Job(GQA, 1, "cluster", kids, "GQA"))
@@ -220,7 +220,7 @@ def test_unknown_paper_and_no_llm(home, embedder):
     report = build(a, papers=["2401.99999"], topics=False)
     assert "ingest" in report.papers_failed["2401.99999"]
     with pytest.raises(LLMError):
-        RaptorTree(a.library, llm=None, config=TreeConfig()).build()
+        TreeBuilder(a.library, None, TreeConfig()).build()
 
 
 def test_a_second_builder_is_refused(home, embedder):
@@ -236,7 +236,7 @@ def test_a_second_builder_is_refused(home, embedder):
 def test_cli_status(home, embedder):
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from assistant.cli.app import app
 
     a = _assistant(home, embedder, Summariser())
     build(a, papers=[GQA], topics=False)

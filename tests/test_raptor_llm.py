@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from assistant.api import Assistant
-from assistant.cite import split_sentences
-from assistant.config import Settings
-from indexes.raptor import RaptorTree, TreeConfig, leaves_of
+from assistant.engine.cite import split_sentences
+from assistant.core.config import Settings
+from indexes.raptor import TreeStore, leaves_of
 from tests.conftest import SMALL_IDS
 
 GQA = SMALL_IDS[1]
@@ -23,7 +23,7 @@ def test_real_model_builds_a_tiny_tree_and_a_cited_draft(tmp_path, mini_library_
     report = a.build_tree([GQA], topics=False, reducer="pca")
     assert report.papers_built == [GQA] and report.fallbacks == 0
     assert report.summaries >= 2 and report.llm_calls <= report.summaries + report.retries + report.splits * 8
-    tree = RaptorTree(a.library, llm=None, config=TreeConfig())
+    tree = TreeStore(a.library)
     root = tree.root_of(GQA)
     assert root is not None and len(root.text.split()) >= 5
     assert len(leaves_of(a.library.store, root.id)) == len(a.library.store.chunks_of(GQA, 0))

@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from assistant.api import Assistant
-from assistant.cite import split_sentences
-from assistant.config import Settings
-from assistant.summarize import Draft, length_in_words
+from assistant.engine.cite import split_sentences
+from assistant.core.config import Settings
+from assistant.summaries.draft import Draft, length_in_words
 from tests.conftest import SMALL_IDS
 from tests.test_raptor import Summariser
 
@@ -72,7 +72,7 @@ def test_draft_from_the_tree_cites_leaf_passages(home, embedder):
         assert c.chunk_id in leaves and c.arxiv_id == GQA and c.page_start >= 1 and c.section and c.quote
         assert f"[{c.n}]" in draft.text
     md = draft.to_markdown()
-    assert "## References" in md and "@misc{ainslie2023_230513245" in md and "pp." in md or "p. " in md
+    assert "## References" in md and "@misc{ainslie2023_230513245" in md and ("pp." in md or "p. " in md)
     assert draft.references[0].startswith("[1] GQA")
 
 
@@ -109,7 +109,7 @@ def test_bad_requests(home, embedder):
 
 
 def test_an_answer_citing_a_summary_cites_a_leaf_page(home, embedder):
-    from assistant.llm import ScriptedLLM
+    from tests.fakes import ScriptedLLM
 
     a = assistant(home, embedder, Summariser())
     a.build_tree([GQA], reducer="pca", topics=False)

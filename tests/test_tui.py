@@ -9,7 +9,7 @@ textual = pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input  # noqa: E402
 
-from assistant.config import Settings  # noqa: E402
+from assistant.core.config import Settings  # noqa: E402
 from assistant.tui import create_app  # noqa: E402
 from assistant.tui.screens.add_papers import AddPapersScreen  # noqa: E402
 from assistant.tui.screens.confirm import ConfirmScreen  # noqa: E402
@@ -337,3 +337,36 @@ async def test_engine_that_cannot_start_is_reported_and_questions_fail_cleanly(s
         await settle(pilot)
         assert app.conversation.turns[0].state == "failed" and not app.asking
         assert "another embedder" in app.conversation.turns[0].error
+
+
+async def test_settings_saved_from_the_tui_round_trip_through_the_config_file(settings):
+    from assistant.core.config import config_path, load_settings, save_settings
+    from assistant.tui.screens.settings import SettingsScreen
+
+    # A config file that already holds a list, a table and a comment: the TUI must keep them typed.
+    path = config_path(settings.home)
+    typed = settings.model_copy(update={"indexes": ["bm25"], "fusion_weights": {"dense": 1.0, "bm25": 2.0}})
+    save_settings(typed, ["indexes", "fusion_weights"], path)
+    path.write_text("# mine\n" + path.read_text())
+    app, _ = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for endpoint in ("http://127.0.0.1:9/v1", ""):
+            await pilot.press("f2")
+            await settle(pilot)
+            assert isinstance(app.screen, SettingsScreen)
+            app.screen.query_one("#llm_base_url", Input).value = endpoint
+            app.screen.query_one("#hyde").value = not app.settings.hyde
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+            loaded = load_settings(path, home=settings.home)
+            assert loaded.llm_base_url == (endpoint or None)  # a cleared endpoint is unset, never "None"
+            assert loaded.hyde == app.settings.hyde
+    text = path.read_text()
+    assert text.startswith("# mine") and "None" not in text
+    assert loaded.indexes == ["bm25"] and loaded.fusion_weights == {"dense": 1.0, "bm25": 2.0}
+    # Every field, whatever its type, reads back as written.
+    every = Settings(home=settings.home, mirror=settings.home / "m", chroma_url="http://127.0.0.1:8000",
+                     raptor_context_tokens=1024, indexes=["colbert"], fusion_weights={"bm25": 1.0})
+    save_settings(every, list(Settings.model_fields), path)
+    assert load_settings(path) == every

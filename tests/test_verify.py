@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
-from assistant.config import Settings
-from assistant.types import Chunk, Hit
-from assistant.verify import averify, numbers_ok, precheck
+from assistant.core.config import Settings
+from assistant.core.types import Chunk, Hit
+from assistant.engine.verify import averify, numbers_ok, precheck
 from tests.test_engine import RoutedLLM
 
 P1 = ("Grouped-query attention divides query heads into G groups, each of which shares a single key head "
@@ -62,7 +61,7 @@ def test_model_yes_without_shared_words_is_not_believed():
 
 
 def test_verification_failing_leaves_the_sentence_unchecked_not_removed():
-    from assistant.llm_protocol import LLMError
+    from assistant.llm.protocol import LLMError
 
     llm = RoutedLLM(verify=[LLMError("HTTP 500")])
     out = run("The model was trained on 160GB of text with a large batch [1].", llm)
@@ -98,7 +97,7 @@ def test_verification_calls_run_concurrently():
 
 
 def test_a_name_the_passage_never_mentions_makes_a_copied_sentence_unsupported():
-    from assistant.verify import names_in
+    from assistant.engine.verify import names_in
 
     assert names_in("Recall of ColBERTv2 beats GPT-4 on Natural Questions [1].") == {
         "colbertv2", "gpt-4", "natural", "questions"}

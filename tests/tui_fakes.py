@@ -9,8 +9,8 @@ import asyncio
 import re
 from typing import Sequence
 
-from assistant.config import Settings
-from assistant.types import (Answer, AskEvent, Chunk, Citation, Hit, IngestResult, Paper, PaperRecord,
+from assistant.core.config import Settings
+from assistant.core.types import (Answer, AskEvent, Chunk, Citation, Hit, IngestResult, Paper, PaperRecord,
                              PaperStatus, ProgressEvent)
 
 PAPERS = [
@@ -114,7 +114,7 @@ class ScriptedAssistant:
 
     def summarize(self, papers=None, topic=None, length="medium", style="summary", progress=lambda e: None):
         """A draft citing a leaf passage that is not among its sources (those are tree summaries)."""
-        from assistant.summarize import Draft
+        from assistant.summaries.draft import Draft
 
         progress(ProgressEvent(stage="generate", message="writing the draft"))
         leaf = CHUNKS["1706.03762-c12"]

@@ -12,14 +12,14 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from assistant.config import Settings, load_settings
+from assistant.core.config import Settings, load_settings
 from assistant.tui.backend import Backend, BackendFactory, default_factory
 from assistant.tui.history import Conversation, HistoryStore, Turn
 from assistant.tui.library_work import LibraryWorkMixin
 from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, CitedChunk, ModesLoaded, NeighboursLoaded,
                                     PapersLoaded, TreesLoaded, Warmed)
 from assistant.tui.screens.main import MainScreen
-from assistant.types import Hit, PaperRecord, PaperStatus
+from assistant.core.types import Hit, PaperRecord, PaperStatus
 
 
 class PaperAssistantApp(LibraryWorkMixin, App):
@@ -384,7 +384,7 @@ class PaperAssistantApp(LibraryWorkMixin, App):
     def apply_settings(self, changes: dict | None) -> None:
         """Validate, save to the config file, and apply: knobs read per call change in place; a new
         model endpoint means a new engine object (built in a worker)."""
-        from assistant.config import save_settings
+        from assistant.core.config import save_settings
 
         if not changes:
             return

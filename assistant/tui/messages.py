@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from assistant.types import AskEvent, Chunk, IngestResult, PaperRecord, ProgressEvent
+from assistant.core.types import AskEvent, Chunk, IngestResult, PaperRecord, ProgressEvent
 
 
 class BackendReady(Message):
@@ -86,7 +86,7 @@ class TreeBuilt(Message):
 
 
 class Summarized(Message):
-    """A writer's draft (assistant.summarize.Draft) of some papers, shown as a turn of the thread."""
+    """A writer's draft (assistant.summaries.draft.Draft) of some papers, shown as a turn of the thread."""
 
     def __init__(self, draft) -> None:
         super().__init__()

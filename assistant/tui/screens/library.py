@@ -1,7 +1,6 @@
 """The library: indexed papers with status, filter as you type, add / remove, scope the next question."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,10 +10,9 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
-from assistant.types import PaperRecord, PaperStatus, ProgressEvent
+from assistant.tui.hosts import LibraryHost
+from assistant.core.types import PaperRecord, PaperStatus, ProgressEvent
 
-if TYPE_CHECKING:
-    from assistant.tui.app import PaperAssistantApp
 
 COLUMNS = ("", "arXiv id", "title", "year", "chunks", "status", "authors")
 TITLE_CHARS = 48
@@ -61,7 +59,7 @@ class LibraryScreen(Screen):
         Binding("slash", "focus_filter", "Filter"),
     ]
 
-    app: "PaperAssistantApp"
+    app: "LibraryHost"  # type: ignore[assignment]
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,7 +1,6 @@
 """The ask screen: the thread of questions and streamed answers, the status line, the citation panel."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,10 +13,9 @@ from assistant.tui.widgets.citation_panel import CitationPanel
 from assistant.tui.widgets.status_line import StatusLine
 from assistant.tui.widgets.thread_view import ThreadView
 from assistant.tui.widgets.turn_view import SourcesList, TurnView
-from assistant.types import AskEvent
+from assistant.tui.hosts import MainHost
+from assistant.core.types import AskEvent
 
-if TYPE_CHECKING:
-    from assistant.tui.app import PaperAssistantApp
 
 
 class MainScreen(Screen):
@@ -31,7 +29,7 @@ class MainScreen(Screen):
         Binding("f2", "app.settings", "Settings"),
     ]
 
-    app: "PaperAssistantApp"
+    app: "MainHost"  # type: ignore[assignment]
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")

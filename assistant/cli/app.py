@@ -1,0 +1,161 @@
+"""Command line: paper-assistant ingest | papers | remove | search | ask | server ... (`python -m assistant` too)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from assistant.cli.common import console, make_assistant, out
+from assistant.cli.eval import eval_app
+from assistant.cli.progress import IngestProgress
+from assistant.cli.raptor import raptor_app, summarize_command
+from assistant.cli.server import server_app
+from assistant.cli.render import print_answer, print_hits, print_ingest_summary, print_papers
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="A research assistant over arXiv papers, offline-first.")
+app.add_typer(server_app, name="server")
+app.add_typer(eval_app, name="eval")
+app.add_typer(raptor_app, name="raptor")
+app.command("summarize")(summarize_command)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, help="Where the app keeps its index, cache and history [env PAPER_ASSISTANT_HOME]"),
+    mirror: Optional[Path] = typer.Option(None, help="Local folder of <id>.pdf + manifest.json [env PAPER_ASSISTANT_MIRROR]"),
+    config: Optional[Path] = typer.Option(None, help="TOML config file [env PAPER_ASSISTANT_CONFIG]"),
+    offline: Optional[bool] = typer.Option(None, "--offline/--online", help="Never use the network"),
+    llm_url: Optional[str] = typer.Option(None, help="Use this OpenAI-compatible server instead of the managed vLLM"),
+    llm_model: Optional[str] = typer.Option(None, help="Model name served at the LLM endpoint"),
+) -> None:
+    ctx.obj = {"config": config, "overrides": {"home": home, "mirror": mirror, "offline": offline,
+                                               "llm_base_url": llm_url, "llm_model": llm_model}}
+
+
+@app.command()
+def ingest(ctx: typer.Context, items: list[str] = typer.Argument(..., help="arXiv ids, URLs, or text/markdown files with arXiv links"),
+           as_json: bool = typer.Option(False, "--json", help="Print results as JSON")) -> None:
+    """Fetch, parse, chunk and index papers. Re-running resumes; what succeeded is not redone."""
+    a = make_assistant(ctx)
+    with IngestProgress(console, enabled=not as_json) as progress:
+        results = a.ingest(items, progress=progress)
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in results]))
+    else:
+        print_ingest_summary(out, results, progress.elapsed)
+    a.close()
+
+
+@app.command()
+def papers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List indexed papers with their status (ok / failed with reason)."""
+    a = make_assistant(ctx)
+    records = a.papers()
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
+    else:
+        print_papers(out, records)
+
+
+@app.command()
+def remove(ctx: typer.Context, arxiv_id: str) -> None:
+    """Remove a paper and its passages from every index."""
+    a = make_assistant(ctx)
+    if not a.remove(arxiv_id):
+        console.print(f"[red]{arxiv_id} is not in the library[/red]")
+        raise typer.Exit(1)
+    out.print(f"removed {arxiv_id}")
+
+
+@app.command()
+def search(ctx: typer.Context, query: str, k: int = typer.Option(10, "-k", help="Number of passages"),
+           mode: Optional[str] = typer.Option(None, help="dense | bm25 | colbert | hybrid"),
+           paper: list[str] = typer.Option([], help="Restrict to these arXiv ids"),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Ranked passages with paper, section and page."""
+    from assistant.engine.retrieve import RetrievalError
+
+    a = make_assistant(ctx)
+    try:
+        hits = a.search(query, k=k, mode=mode, papers=paper or None)
+    except RetrievalError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2)
+    if as_json:
+        out.print_json(json.dumps([h.model_dump(mode="json") for h in hits]))
+    else:
+        print_hits(out, hits)
+
+
+@app.command()
+def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(None, help="Retrieval mode"),
+        paper: list[str] = typer.Option([], help="Restrict to these arXiv ids"),
+        as_json: bool = typer.Option(False, "--json", help="Print the whole Answer (passages, scores, timings) as JSON"),
+        markdown: Optional[Path] = typer.Option(None, help="Also write the answer as Markdown with references and BibTeX"),
+        agentic: Optional[bool] = typer.Option(None, "--agentic/--single-shot", help="Plan, re-retrieve and verify (settings.agentic)"),
+        hyde: Optional[bool] = typer.Option(None, "--hyde/--no-hyde", help="Also search with a hypothetical answer passage (settings.hyde)")) -> None:
+    """Answer a question from the indexed papers, with citations to paper, section and page."""
+    from assistant.llm.protocol import LLMError
+
+    a = make_assistant(ctx, agentic=agentic, hyde=hyde)
+    answer = None
+    streaming = not as_json and sys.stdout.isatty()
+    try:
+        with console.status("searching...") as status:
+            for event in a.ask_stream(question, papers=paper or None, mode=mode,
+                                      progress=lambda e: status.update(e.message)):
+                if event.kind in ("plan", "search", "status", "passages", "verify"):
+                    status.update(event.text)
+                elif event.kind == "token" and streaming:
+                    status.stop()
+                    out.print(event.text, end="", highlight=False)
+                elif event.kind == "error":
+                    console.print(f"[yellow]{event.text}[/yellow]")
+                elif event.kind == "answer":
+                    answer = event.answer
+    except (LLMError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1)
+    if streaming:
+        out.print()
+    if as_json:
+        out.print_json(answer.model_dump_json())
+    else:
+        print_answer(out, answer)
+    if markdown:
+        markdown.write_text(answer.to_markdown())
+
+
+@app.command()
+def tui(ctx: typer.Context, question: Optional[str] = typer.Option(None, "--question", "-q", help="Ask this as soon as the library is loaded")) -> None:
+    """The terminal UI (ctrl+q quits). Without a terminal (CI, pipes) it prints the cited answer to --question instead."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not question:
+            console.print("[red]no terminal: give --question to print an answer instead[/red]")
+            raise typer.Exit(2)
+        import inspect
+
+        defaults = {name: getattr(p.default, "default", p.default)
+                    for name, p in inspect.signature(ask).parameters.items() if name not in ("ctx", "question")}
+        return ask(ctx, question, **defaults)
+    from assistant.tui import create_app
+
+    create_app(settings=make_assistant(ctx).settings, question=question).run()
+
+
+def main() -> None:
+    from assistant.core.config import Settings  # noqa: F401  (fail fast on a broken install)
+
+    try:
+        app()
+    except Exception as exc:  # one clear line instead of a traceback for expected failures
+        from indexes.store import IndexMismatch
+
+        if isinstance(exc, IndexMismatch):
+            console.print(f"[red]{exc}[/red]")
+            raise SystemExit(2)
+        raise

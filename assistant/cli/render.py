@@ -1,0 +1,63 @@
+"""Rich rendering for the CLI: progress bars for long work, tables for results."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from assistant.core.types import Answer, Hit, IngestResult, PaperRecord, PaperStatus
+
+
+def print_ingest_summary(console: Console, results: Sequence[IngestResult], seconds: float) -> None:
+    ok = [r for r in results if r.status == PaperStatus.ok]
+    failed = [r for r in results if r.status == PaperStatus.failed]
+    fresh = [r for r in ok if not r.skipped]
+    if failed:
+        table = Table(title=f"{len(failed)} failed", show_lines=False)
+        table.add_column("paper")
+        table.add_column("reason", overflow="fold")
+        for r in failed:
+            table.add_row(r.arxiv_id, r.reason)
+        console.print(table)
+    console.print(f"[green]{len(ok)} ok[/green] ({len(fresh)} new, {len(ok) - len(fresh)} already indexed), "
+                  f"[red]{len(failed)} failed[/red], {sum(r.n_chunks for r in fresh)} new chunks, {seconds:.1f} s")
+
+
+def print_papers(console: Console, records: Sequence[PaperRecord]) -> None:
+    table = Table(title=f"{len(records)} papers")
+    for col in ("arXiv id", "title", "year", "chunks", "status"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        status = "[green]ok[/green]" if r.status == PaperStatus.ok else (
+            f"[red]failed[/red]: {r.reason}" if r.status == PaperStatus.failed else r.status.value)
+        version = f"v{r.paper.version}" if r.paper.version else ""
+        table.add_row(r.paper.arxiv_id + version, r.paper.title[:70], str(r.paper.year or ""), str(r.n_chunks), status)
+    console.print(table)
+
+
+def print_hits(console: Console, hits: Sequence[Hit]) -> None:
+    if not hits:
+        console.print("no passages found (is the index empty? run `paper-assistant ingest ...`)")
+    for h in hits:
+        c = h.chunk
+        console.print(f"[bold]{h.rank}.[/bold] [cyan]{h.paper_title or c.arxiv_id}[/cyan] (arXiv:{c.arxiv_id}) "
+                      f"§ {c.section or '-'}, {c.pages_label}  [dim]score {h.score:.3f} {h.source}[/dim]")
+        text = " ".join(c.text.split())
+        console.print(f"   {text[:300]}{'…' if len(text) > 300 else ''}", highlight=False)
+
+
+def print_answer(console: Console, answer: Answer) -> None:
+    console.print()
+    console.print(answer.text, highlight=False)
+    if answer.partial:
+        console.print("[yellow](partial answer: generation stopped early)[/yellow]")
+    if answer.citations:
+        console.print("\n[bold]Sources[/bold]")
+        for c in answer.citations:
+            console.print(f"{c.label}", highlight=False)
+            if c.quote:
+                console.print(f"   [dim]“{c.quote[:240]}”[/dim]", highlight=False)
+    t = answer.timings
+    if t:
+        console.print("[dim]" + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()) + "[/dim]")

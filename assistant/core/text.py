@@ -1,0 +1,158 @@
+"""Text helpers shared by every stage that compares sentences with passages: sentence splitting, [n]
+markers, content words (PyStemmer's English stemmer, bm25s's English stopwords), numbers and names."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\[(])")
+WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+NAME = re.compile(r"[A-Za-z][\w-]*")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS  # imported on first use: bm25s pulls in scipy
+
+    return frozenset(STOPWORDS_EN_PLUS) | {"also", "using", "used", "use", "via", "per"}
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
+def split_sentences(text: str) -> list[str]:
+    parts = [p.strip() for line in text.splitlines() for p in SENTENCE_END.split(line)]
+    return [p for p in parts if p]
+
+
+def strip_markers(text: str) -> str:
+    """Text without [n] markers, and without the space a marker leaves before punctuation."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+
+
+def markers_in(sentence: str) -> list[int]:
+    nums: list[int] = []
+    for group in MARKER.findall(sentence):
+        nums.extend(int(n) for n in re.split(r"\s*[,;]\s*", group))
+    return nums
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased, stemmed words that carry meaning (enough to align a sentence with a passage)."""
+    stop = _stopwords()
+    return {stem(w) for w in (m.lower() for m in WORD.findall(text)) if w not in stop and len(w) > 1}
+
+
+def overlap(sentence: str, passage: str) -> float:
+    """Share of the sentence's content words that the passage holds."""
+    words = content_words(MARKER.sub("", sentence))
+    if not words:
+        return 0.0
+    return len(words & content_words(passage)) / len(words)
+
+
+def best_quote(sentence: str, passage: str) -> str:
+    """The passage sentence sharing most content words with the citing sentence."""
+    candidates = split_sentences(passage) or [passage]
+    return max(candidates, key=lambda c: overlap(sentence, c)).strip()
+
+
+# A sentence whose content words lie mostly (this share, at least 5 words) inside an earlier one restates it.
+REPEATED = 0.7
+
+
+def restates(words: set[str], earlier: set[str]) -> bool:
+    shared = len(words & earlier)
+    return shared >= 5 and shared >= REPEATED * min(len(words), len(earlier))
+
+
+def numbers_in(text: str) -> set[str]:
+    """Numbers worth checking: two or more digits, or with a decimal part; commas and points dropped."""
+    out = set()
+    for m in NUMBER.findall(MARKER.sub("", text)):
+        digits = re.sub(r"[.,]", "", m)
+        if len(digits) >= 2:
+            out.add(digits)
+    return out
+
+
+def numbers_ok(sentence: str, passage: str) -> bool:
+    """Every number of the sentence appears in the passage (pypdf drops some decimal points: compare digits)."""
+    have = {re.sub(r"[.,]", "", m) for m in NUMBER.findall(passage)}
+    return numbers_in(sentence) <= have
+
+
+def names_in(sentence: str) -> set[str]:
+    """Names and terms (a capital after the first word, or letters with digits): ColBERTv2, Mixtral, GPT-4."""
+    words = NAME.findall(MARKER.sub("", sentence))
+    return {w.lower().strip("-") for i, w in enumerate(words)
+            if len(w) >= 3 and ((i > 0 and any(c.isupper() for c in w)) or
+                                (any(c.isdigit() for c in w) and any(c.isalpha() for c in w)))}
+
+
+# --- sentences of PDF text, as quotes are cut from it
+_ABBREVIATIONS = frozenset("""fig figs eq eqs sec secs tab tabs table ref refs e.g i.e al vs cf no nos approx resp app appx
+alg algo thm def eqn ch pp vol etc viz sect""".split())
+_BREAK = re.compile(r"[.!?][\"')\]”’]*(?=\s+[\"“(\[]?[A-Z0-9])")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence in `text` (PDF text with line breaks), cut after . ! ? before a
+    capital or digit, except after abbreviations (Fig., e.g., et al.) and initials."""
+    spans, start = [], 0
+    for m in _BREAK.finditer(text):
+        word = re.findall(r"[\w.]+$", text[start:m.start()])
+        prev = word[0].lower().rstrip(".") if word else ""
+        if prev in _ABBREVIATIONS or (len(prev) == 1 and prev.isalpha()):
+            continue
+        end = m.end()
+        spans.append((start, end))
+        start = end
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    out = []
+    for a, b in spans:  # trim the white space around each sentence
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def squash(text: str) -> str:
+    """White space (line breaks of PDF text) folded to single spaces."""
+    return " ".join(text.split())
+
+
+def is_prose(raw: str) -> bool:
+    """A sentence worth quoting, not figure labels, table cells or a list of names run together:
+    enough real words, and lines of running text rather than short fragments."""
+    words = raw.split()
+    alpha = [w for w in words if sum(c.isalpha() for c in w) >= max(2, 0.6 * len(w))]
+    lower = [w for w in alpha if w[:1].islower()]
+    if len(alpha) < 3 or len(alpha) < 0.5 * len(words) or len(lower) < 2:
+        return False
+    lines = [line for line in raw.splitlines() if line.strip()]
+    return len(lines) < 4 or sum(len(line) for line in lines) / len(lines) >= 25
+
+
+_LEXICAL = re.compile(r"(?u)\b\w\w+\b")
+
+
+def lexical_terms(text: str) -> list[str]:
+    """Terms as the BM25 index counts them (bm25s' default pattern, English stopwords, the same stemmer)."""
+    stop = _stopwords()
+    return [stem(w) for w in _LEXICAL.findall(text.lower()) if w not in stop]

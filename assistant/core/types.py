@@ -1,0 +1,254 @@
+"""Typed records that flow through the pipeline: Paper -> Chunk -> Hit -> Citation -> Answer."""
+from __future__ import annotations
+
+import hashlib
+import re
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Paper(Frozen):
+    arxiv_id: str = Field(description="Canonical arXiv id without version, e.g. 1706.03762 or hep-th/9901001")
+    version: int | None = Field(default=None, description="arXiv version number when known")
+    title: str = ""
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    abstract: str = ""
+    pdf_path: str | None = Field(default=None, description="Where the PDF lies on disk")
+
+    @property
+    def url(self) -> str:
+        v = f"v{self.version}" if self.version else ""
+        return f"https://arxiv.org/abs/{self.arxiv_id}{v}"
+
+
+class Section(Frozen):
+    title: str
+    page_start: int
+    char_start: int = Field(description="Offset into the paper's cleaned full text")
+
+
+class ParsedPaper(Frozen):
+    """Cleaned full text of one paper; page_offsets[i] is where page i+1 starts in text."""
+
+    arxiv_id: str
+    version: int | None = None
+    text: str
+    page_offsets: tuple[int, ...]
+    sections: tuple[Section, ...]
+    references_start: int | None = Field(default=None, description="Offset where the references begin; text after it is not indexed")
+
+    def page_at(self, offset: int) -> int:
+        """1-based page number of the character at offset."""
+        page = 1
+        for i, start in enumerate(self.page_offsets):
+            if start <= offset:
+                page = i + 1
+            else:
+                break
+        return page
+
+
+class Chunk(Frozen):
+    id: str
+    arxiv_id: str
+    version: int | None = None
+    section: str = ""
+    page_start: int
+    page_end: int
+    char_start: int
+    char_end: int
+    text: str
+    n_tokens: int = 0
+    level: int = Field(default=0, description="0 for a leaf passage; >0 for a RAPTOR summary node")
+    children: tuple[str, ...] = Field(default=(), description="Child chunk ids of a summary node")
+
+    @staticmethod
+    def make_id(arxiv_id: str, version: int | None, page_start: int, page_end: int, char_start: int) -> str:
+        """Stable id: the same paper, version and offsets always give the same id."""
+        key = f"{arxiv_id}|v{version or 0}|p{page_start}-{page_end}|c{char_start}"
+        return f"{arxiv_id.replace('/', '_')}v{version or 0}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+    @property
+    def pages_label(self) -> str:
+        return f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
+
+
+class Hit(Frozen):
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    source: str = Field(default="dense", description="Which retriever produced it: dense, colbert, bm25, hybrid, raptor")
+    paper: Paper | None = Field(default=None, description="Metadata of the chunk's paper, when known")
+
+    @property
+    def paper_title(self) -> str:
+        return self.paper.title if self.paper else ""
+
+
+class Citation(Frozen):
+    n: int = Field(description="The [n] marker used in the answer text")
+    chunk_id: str
+    arxiv_id: str
+    title: str = ""
+    section: str = ""
+    page_start: int
+    page_end: int
+    quote: str = Field(default="", description="The passage sentence that best supports the citing sentence")
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+
+    @property
+    def label(self) -> str:
+        pages = f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
+        sec = f", {self.section}" if self.section else ""
+        return f"[{self.n}] {self.title or self.arxiv_id} (arXiv:{self.arxiv_id}){sec}, {pages}"
+
+
+class Quote(Frozen):
+    """Evidence shown to the model: a sentence (or a few adjacent ones) of a retrieved passage, numbered as
+    the answer cites it."""
+
+    n: int = Field(description="The [n] marker that cites it")
+    passage: int = Field(description="1-based index of its passage in Answer.passages")
+    chunk_id: str
+    arxiv_id: str
+    title: str = ""
+    section: str = ""
+    page_start: int
+    page_end: int
+    start: int = Field(description="Offset of the quote in its passage's text")
+    end: int
+    text: str = Field(description="The quoted sentence(s), white space folded")
+    score: float = Field(default=0.0, description="How strongly it bears on the question (evidence selection)")
+
+    @property
+    def label(self) -> str:
+        pages = f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
+        sec = f", {self.section}" if self.section else ""
+        return f"[{self.n}] {self.title or self.arxiv_id} (arXiv:{self.arxiv_id}){sec}, {pages}"
+
+
+class Verdict(Frozen):
+    """One answer sentence as checked against the quote(s) it cites."""
+
+    sentence: str
+    citations: tuple[int, ...] = ()
+    supported: bool | None = Field(default=None, description="None when not checked")
+    support: float | None = Field(default=None, description="Support score in [0, 1] (the checker's P(supported))")
+    note: str = ""
+
+
+class Answer(Frozen):
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Hit, ...] = Field(default=(), description="Passages retrieved for the question, best first")
+    quotes: tuple[Quote, ...] = Field(default=(), description="Evidence shown to the model, numbered from 1; "
+                                      "[n] markers and citations point at these (the agentic engine shows whole "
+                                      "passages: there quotes are empty and [n] points into passages)")
+    abstained: bool = False
+    abstain_reason: str = ""
+    extractive: bool = Field(default=False, description="True when the answer is the best quotes verbatim "
+                             "(no generated sentence survived verification)")
+    answerability: float | None = Field(default=None, description="Calibrated P(the papers answer the question)")
+    error: str = Field(default="", description="What failed, when the answer is partial or missing")
+    model: str = ""
+    prompt: str = Field(default="", description="Name of the prompt file used")
+    queries: tuple[str, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    settings: dict[str, Any] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    partial: bool = Field(default=False, description="True when generation stopped early (server died, cancelled)")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The texts that [n] markers point at, numbered from 1."""
+        return tuple(q.text for q in self.quotes) if self.quotes else tuple(h.chunk.text for h in self.passages)
+
+    def to_markdown(self) -> str:
+        return answer_to_markdown(self)
+
+
+class PaperStatus(str, Enum):
+    pending = "pending"
+    ok = "ok"
+    failed = "failed"
+
+
+class _IngestStatus(Frozen):
+    status: PaperStatus
+    reason: str = Field(default="", description="Why the paper failed, in words a user can act on")
+    n_chunks: int = 0
+
+
+class PaperRecord(_IngestStatus):
+    """A paper as the store knows it: metadata plus ingest status."""
+
+    paper: Paper
+    updated_at: float = 0.0
+
+
+class IngestResult(_IngestStatus):
+    """What one ingest did with one paper (or one unreadable reading-list item)."""
+
+    arxiv_id: str
+    seconds: float = 0.0
+    skipped: bool = Field(default=False, description="Already ingested with these settings; nothing redone")
+
+
+class ProgressEvent(Frozen):
+    """Emitted by long work so front ends can show progress without the core knowing them."""
+
+    stage: Literal["fetch", "parse", "chunk", "embed", "index", "search", "generate", "cite", "server", "build", "eval"]
+    message: str = ""
+    done: int = 0
+    total: int | None = None
+    item: str = ""
+
+
+class AskEvent(Frozen):
+    """One step of answering, streamed to front ends: what the engine is doing, tokens, the final answer."""
+
+    kind: Literal["plan", "search", "passages", "token", "verify", "status", "answer", "error"]
+    text: str = ""
+    hits: tuple[Hit, ...] = ()
+    answer: Answer | None = None
+
+
+# --- Markdown and BibTeX for answers and drafts
+
+def answer_to_markdown(answer: Answer) -> str:
+    """Answer text, a references list, and BibTeX entries for the cited papers."""
+    lines = [f"**Q:** {answer.question}", "", answer.text, ""]
+    if answer.citations:
+        lines.append("### References")
+        for c in answer.citations:
+            lines.append(f"- {c.label}" + (f"\n  > {c.quote}" if c.quote else ""))
+        lines += ["", "### BibTeX", "```bibtex"]
+        seen = set()
+        for c in answer.citations:
+            if c.arxiv_id in seen:
+                continue
+            seen.add(c.arxiv_id)
+            lines.append(bibtex_entry(c))
+        lines.append("```")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def bibtex_entry(c: Citation) -> str:
+    surname = re.sub(r"[^A-Za-z]", "", c.authors[0].split()[-1]) if c.authors else "arxiv"
+    key = f"{surname.lower()}{c.year or ''}_{re.sub(r'[^0-9]', '', c.arxiv_id)}"
+    fields = [f"  title = {{{{{c.title or c.arxiv_id}}}}}"]
+    if c.authors:
+        fields.append(f"  author = {{{' and '.join(c.authors)}}}")
+    if c.year:
+        fields.append(f"  year = {{{c.year}}}")
+    fields += [f"  eprint = {{{c.arxiv_id}}}", "  archivePrefix = {arXiv}", f"  url = {{https://arxiv.org/abs/{c.arxiv_id}}}"]
+    return "@misc{" + key + ",\n" + ",\n".join(fields) + "\n}"

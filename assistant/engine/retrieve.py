@@ -1,0 +1,78 @@
+"""Retrieval over the library: one call for every mode (dense, bm25, colbert, hybrid, collapsed), typed Hits out."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from indexes.library import Library
+from assistant.core.types import Hit
+
+
+class RetrievalError(ValueError):
+    pass
+
+
+class Retriever:
+    def __init__(self, library: Library):
+        self.library = library
+
+    def modes(self) -> list[str]:
+        return ["dense", *self.library.extra_indexes.keys(), *(["hybrid"] if self.library.extra_indexes else []),
+                "collapsed"]
+
+    def rank(self, query: str, mode: str, k: int, papers: Sequence[str] | None = None,
+             extra_vectors: Sequence[np.ndarray] = ()) -> list[tuple[str, float]]:
+        """(chunk id, score) best first. extra_vectors (e.g. HyDE passages) are searched densely and fused in."""
+        lib = self.library
+        if mode == "dense":
+            ranked = lib.dense.search(query, k, papers)
+        elif mode in lib.extra_indexes:
+            ranked = lib.extra_indexes[mode].search(query, k, papers)
+        elif mode == "hybrid":
+            from assistant.engine.fusion import rrf
+
+            pool = max(k * 3, 30)
+            rankings = {"dense": lib.dense.search(query, pool, papers)}
+            rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
+            ranked = rrf(rankings, lib.settings.fusion_weights, k=lib.settings.rrf_k, limit=k)
+        elif mode == "collapsed" or mode.startswith("collapsed:"):
+            # RAPTOR collapsed tree: every level in one pool, filled to a token budget; "collapsed:0,1" filters levels.
+            from indexes.raptor import collapsed_search, parse_levels  # noqa: I001
+
+            ranked = collapsed_search(lib, query, k, papers, levels=parse_levels(mode))
+        else:
+            raise RetrievalError(f"unknown retrieval mode {mode!r}; available: {', '.join(self.modes())}")
+        if extra_vectors:
+            from assistant.engine.fusion import rrf
+
+            rankings = {"query": ranked}
+            for i, vec in enumerate(extra_vectors):
+                rankings[f"hyde{i}"] = lib.dense.search_vector(vec, k, papers)
+            ranked = rrf(rankings, {name: 1.0 for name in rankings}, limit=k)
+        return ranked[:k]
+
+    def relevance(self, query: str, papers: Sequence[str] | None = None) -> float:
+        """Best dense cosine: a scale comparable across questions, whatever the retrieval mode."""
+        top = self.library.dense.search(query, 1, papers or None)
+        return float(top[0][1]) if top else 0.0
+
+    def search(self, query: str, mode: str = "dense", k: int = 10, papers: Sequence[str] | None = None,
+               extra_vectors: Sequence[np.ndarray] = ()) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise RetrievalError("empty query")
+        ranked = self.rank(query, mode, k, papers, extra_vectors)
+        return self.to_hits(ranked, mode)
+
+    def to_hits(self, ranked: Sequence[tuple[str, float]], source: str) -> list[Hit]:
+        chunks = self.library.store.chunks([cid for cid, _ in ranked])
+        meta = self.library.ok_papers()
+        hits = []
+        for cid, score in ranked:
+            chunk = chunks.get(cid)
+            if chunk is None or not self.library.searchable(chunk, meta):  # removed, pending, failed or stale
+                continue
+            hits.append(Hit(chunk=chunk, score=float(score), rank=len(hits) + 1, source=source,
+                            paper=meta.get(chunk.arxiv_id)))
+        return hits

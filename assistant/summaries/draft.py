@@ -1,0 +1,252 @@
+"""Writers' API: a cited Markdown draft about some papers or a topic.
+
+Material comes from the RAPTOR tree where one exists (paper summary first, then lower layers until a
+token budget is filled) and from leaf passages where it does not. Every sentence of the draft carries a
+citation: the model's [n] markers are validated, a bare sentence is aligned to the source whose words
+it shares, and a sentence that matches no source is dropped (listed in `Draft.dropped`). A citation of
+a summary node is resolved to the leaf passage under it that best supports the sentence, so every
+reference names a paper, a section and pages.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.core.text import best_quote, content_words, markers_in, overlap, restates, split_sentences, strip_markers
+from assistant.llm.protocol import LLMError
+from assistant.core.prompts import load_prompt
+from assistant.core.types import Chunk, Citation, Hit, ProgressEvent, bibtex_entry
+from assistant.summaries.config import TreeConfig
+from indexes.raptor import CORPUS_ID, TreeStore, collapsed_search, resolve_leaf
+
+LENGTH_WORDS = {"short": 120, "medium": 250, "long": 450}
+STYLES = {
+    "summary": "a summary",
+    "related-work": "a related-work paragraph for a paper",
+    "abstract": "an abstract-style overview",
+    "notes": "concise study notes in prose",
+}
+# A sentence without a usable marker is kept only if it shares this share of content words with a source.
+MIN_ALIGN = 0.25
+# A cited source sharing less than this with its sentence is treated as a wrong number.
+MISCITED = 0.1
+DRAFT_PROMPT = "draft"
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def _quiet(_: ProgressEvent) -> None:
+    pass
+
+
+class Draft(BaseModel):
+    """A draft for writers: Markdown text with [n] citations, the references they point to, and BibTeX."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    subject: str = Field(description="What the draft is about: the papers' titles or the topic")
+    style: str
+    length_words: int
+    text: str = Field(description="Markdown body; every sentence ends with one or more [n] markers")
+    citations: tuple[Citation, ...] = Field(default=(), description="Leaf passages cited, numbered as in text")
+    sources: tuple[Hit, ...] = Field(default=(), description="Material shown to the model (summaries and/or passages)")
+    tree_papers: tuple[str, ...] = Field(default=(), description="Papers whose material came from their summary tree")
+    leaf_papers: tuple[str, ...] = Field(default=(), description="Papers without a tree: leaf passages were used")
+    dropped: tuple[str, ...] = Field(default=(), description="Model sentences removed because no source supports them")
+    extractive: bool = Field(default=False, description="True when the model gave nothing citable and extracts were used")
+    model: str = ""
+    prompt: str = DRAFT_PROMPT
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def references(self) -> list[str]:
+        return [c.label for c in self.citations]
+
+    @property
+    def bibtex(self) -> str:
+        seen: dict[str, Citation] = {}
+        for c in self.citations:
+            seen.setdefault(c.arxiv_id, c)
+        return "\n\n".join(bibtex_entry(c) for c in seen.values())
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.subject}", "", self.text, "", "## References", ""]
+        lines += [f"- {ref}" for ref in self.references]
+        lines += ["", "## BibTeX", "", "```bibtex", self.bibtex, "```"]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def length_in_words(length: str | int) -> int:
+    if isinstance(length, int) or str(length).isdigit():
+        return max(30, min(int(length), 1500))
+    if length not in LENGTH_WORDS:
+        raise ValueError(f"length must be a number of words or one of {', '.join(LENGTH_WORDS)}")
+    return LENGTH_WORDS[length]
+
+
+def summarize(assistant, papers: Sequence[str] | None = None, topic: str | None = None, length: str | int = "medium",
+              style: str = "summary", progress: Progress = _quiet) -> Draft:
+    if bool(papers) == bool(topic):
+        raise ValueError("give either papers=[...] or topic=\"...\"")
+    words = length_in_words(length)
+    style_text = STYLES.get(style, style)
+    lib = assistant.library
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    tree = TreeStore(lib)
+    try:
+        trees = tree.tree_papers()
+        max_tokens = int(words * 1.7) + 40
+        llm = assistant.llm(progress)
+        cfg = TreeConfig.from_settings(assistant.settings, llm)
+        budget = max(300, int((cfg.context_tokens - max_tokens - 250) * 0.8))
+        meta = lib.paper_map()
+        if papers:
+            missing = [p for p in papers if p not in meta]
+            if missing:
+                raise ValueError(f"not in the library: {', '.join(missing)} (ingest first)")
+            sources, tree_papers, leaf_papers = _paper_material(tree, lib, list(papers), trees, budget)
+            subject = "; ".join(meta[p].title or p for p in papers)
+        else:
+            ranked = collapsed_search(lib, topic, 40, None, budget=budget)
+            sources = [h for h in assistant.retriever.to_hits(ranked, "collapsed")]
+            used = sorted({_paper_of(h.chunk, lib) for h in sources} - {""})
+            tree_papers = tuple(p for p in used if any(h.chunk.level > 0 and h.chunk.arxiv_id == p for h in sources))
+            leaf_papers = tuple(p for p in used if p not in tree_papers)
+            subject = topic.strip()
+        if not sources:
+            raise ValueError("no material found: ingest papers first")
+        sources = [h.model_copy(update={"rank": i, "paper": meta.get(h.chunk.arxiv_id)}) for i, h in enumerate(sources, 1)]
+        timings["material_s"] = round(time.perf_counter() - start, 3)
+        progress(ProgressEvent(stage="generate", message=f"drafting from {len(sources)} sources"))
+        prompt = load_prompt(DRAFT_PROMPT, assistant.settings.prompts_dir).render(
+            sources=_format_sources(sources), style=style_text, subject=subject, length=words)
+        t0 = time.perf_counter()
+        try:
+            raw = llm.complete([{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0)
+        except LLMError as exc:
+            if "empty reply" not in str(exc):
+                raise
+            raw = ""
+        timings["generate_s"] = round(time.perf_counter() - t0, 3)
+        progress(ProgressEvent(stage="cite", message="checking citations"))
+        text, citations, dropped, extractive = cite_draft(raw, sources, lib)
+        timings["total_s"] = round(time.perf_counter() - start, 3)
+        return Draft(subject=subject, style=style, length_words=words, text=text, citations=tuple(citations),
+                     sources=tuple(sources), tree_papers=tuple(tree_papers), leaf_papers=tuple(leaf_papers),
+                     dropped=tuple(dropped), extractive=extractive, model=getattr(llm, "model", ""), timings=timings)
+    finally:
+        tree.close()
+
+
+def _paper_of(chunk: Chunk, lib) -> str:
+    return "" if chunk.arxiv_id == CORPUS_ID else chunk.arxiv_id
+
+
+def _paper_material(tree, lib, papers: list[str], trees: dict[str, str], budget: int):
+    """Per paper: its tree top-down (paper summary, then each lower layer) or, without a tree, its
+    abstract and the passages nearest its title, until the paper's share of the budget is used."""
+    share = max(150, budget // len(papers))
+    hits: list[Hit] = []
+    tree_papers, leaf_papers = [], []
+    for aid in papers:
+        picked: list[Chunk] = []
+        used = 0
+        if aid in trees:
+            tree_papers.append(aid)
+            candidates = [c for layer in tree.layers_of(aid) for c in layer]
+        else:
+            leaf_papers.append(aid)
+            leaves = lib.store.chunks_of(aid, 0)
+            record = lib.store.paper(aid)
+            query = f"{record.paper.title}. main contribution, method and results" if record else "main contribution"
+            near = [cid for cid, _ in lib.dense.search(query, 30, [aid])]
+            by_id = {c.id: c for c in leaves}
+            candidates = leaves[:1] + [by_id[c] for c in near if c in by_id]
+        for c in dict.fromkeys(candidates):
+            t = c.n_tokens or len(c.text) // 4
+            if used + t > share:
+                if picked:
+                    break
+                continue
+            picked.append(c)
+            used += t
+        if aid not in trees:
+            picked.sort(key=lambda c: c.char_start)
+        hits.extend(Hit(chunk=c, score=1.0, source="raptor" if c.level else "dense") for c in picked)
+    return hits, tuple(tree_papers), tuple(leaf_papers)
+
+
+def _format_sources(hits: Sequence[Hit]) -> str:
+    blocks = []
+    for i, h in enumerate(hits, 1):
+        c = h.chunk
+        title = h.paper_title or c.arxiv_id
+        where = c.section if c.level == 0 else ("summary" if c.level < 9 else "topic summary")
+        blocks.append(f"[{i}] {title} ({where}, {c.pages_label}):\n{c.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def cite_draft(raw: str, sources: Sequence[Hit], lib) -> tuple[str, list[Citation], list[str], bool]:
+    """(text, citations, dropped sentences, extractive?) with every sentence citing a leaf passage."""
+    kept: list[tuple[str, list[int]]] = []
+    kept_words: list[set[str]] = []
+    dropped: list[str] = []
+    for sentence in split_sentences(raw):
+        if sentence.lstrip().startswith("#") or re.fullmatch(r"[\W_]*", sentence):
+            continue
+        bare = strip_markers(sentence)
+        bare = re.sub(r"^[-*•]\s+", "", bare)
+        bare = re.sub(r"^[A-Z][a-z]+:\s+(?=[A-Z])", "", bare)  # "Numbers: The paper ..." echoes the summary prompt's words
+        words = set(content_words(bare))
+        if len(words) < 3:
+            continue
+        if any(restates(words, seen) for seen in kept_words):
+            continue  # small models restate a sentence nearly word for word
+        kept_words.append(words)
+        valid = [n for n in dict.fromkeys(markers_in(sentence)) if 1 <= n <= len(sources)]
+        scores = [overlap(bare, h.chunk.text) for h in sources]
+        best = int(np.argmax(scores))
+        if valid and all(scores[n - 1] < MISCITED for n in valid) and scores[best] >= MIN_ALIGN:
+            valid = [best + 1]  # small models often cite the wrong number: re-point to the clear match
+        if not valid:
+            if scores[best] < MIN_ALIGN:
+                dropped.append(bare)
+                continue
+            valid = [best + 1]
+        kept.append((bare, valid))
+    extractive = not kept
+    if extractive:  # nothing citable: one faithful extract per source instead
+        for i, h in enumerate(sources[:6], 1):
+            first = split_sentences(" ".join(h.chunk.text.split()))
+            if first:
+                kept.append((first[0], [i]))
+    numbers: dict[str, int] = {}
+    citations: list[Citation] = []
+    out: list[str] = []
+    vectors = lib.embedder.embed([b for b, _ in kept]) if kept else np.zeros((0, 1))
+    for (bare, srcs), vec in zip(kept, vectors):
+        nums = []
+        for n in srcs:
+            leaf = resolve_leaf(lib, sources[n - 1].chunk, vec)
+            if leaf is None:
+                continue
+            if leaf.id not in numbers:
+                numbers[leaf.id] = len(numbers) + 1
+                paper = lib.store.paper(leaf.arxiv_id)
+                p = paper.paper if paper else None
+                citations.append(Citation(n=numbers[leaf.id], chunk_id=leaf.id, arxiv_id=leaf.arxiv_id,
+                                          title=p.title if p else "", section=leaf.section,
+                                          page_start=leaf.page_start, page_end=leaf.page_end,
+                                          quote=best_quote(bare, leaf.text), authors=p.authors if p else (),
+                                          year=p.year if p else None))
+            nums.append(numbers[leaf.id])
+        if not nums:
+            dropped.append(bare)
+            continue
+        tail = "".join(f"[{n}]" for n in dict.fromkeys(nums))
+        out.append(f"{bare[:-1]} {tail}{bare[-1]}" if bare[-1] in ".!?" else f"{bare} {tail}.")
+    return " ".join(out), citations, dropped, extractive

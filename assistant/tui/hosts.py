@@ -1,0 +1,39 @@
+"""What screens need from the app that hosts them: typed here so that screens never import the app module."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol, Sequence
+
+from assistant.core.types import PaperRecord
+
+
+class MainHost(Protocol):
+    def ask(self, question: str) -> bool: ...
+
+    def open_citation(self, turn_index: int, n: int) -> None: ...
+
+    def load_neighbours(self, chunk_id: str) -> None: ...
+
+    def cancel_ask(self) -> bool: ...
+
+
+class LibraryHost(Protocol):
+    scope: Sequence[str]
+    papers: list[PaperRecord] | None
+    trees: set[str]
+    main_screen: Any
+
+    def set_scope(self, papers: Iterable[str]) -> None: ...
+
+    def remove_paper(self, arxiv_id: str) -> None: ...
+
+    def engine_offers(self, feature: str) -> bool: ...
+
+    def build_tree(self, papers: Sequence[str]) -> None: ...
+
+    def summarize(self, papers: Sequence[str]) -> None: ...
+
+    def ingest(self, items: Sequence[str]) -> None: ...
+
+    def push_screen(self, screen: Any, callback: Any = None) -> Any: ...
+
+    def pop_screen(self) -> Any: ...

@@ -23,12 +23,18 @@ class Assistant:
     """Settings come from the config file and env unless given; backends are built lazily unless injected."""
 
     def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None, llm: LLM | None = None,
-                 config: Path | None = None, **overrides):
+                 config: Path | None = None, stop_server_on_exit: bool = False,
+                 server_notice: Callable[[str], None] | None = None, **overrides):
+        """stop_server_on_exit: a local model server this Assistant starts stops when this process ends
+        (an interactive session), unless server_keep_alive_s is negative. server_notice receives the one
+        line that says a server was started (default: stderr)."""
         self.settings = settings or load_settings(config, **overrides)
         self._embedder = embedder
         self._llm = llm
         self._library = None
         self._retriever = None
+        self.stop_server_on_exit = stop_server_on_exit
+        self.server_notice = server_notice
 
     # --- backends, built on first use so that construction is instant
     @property
@@ -59,7 +65,8 @@ class Assistant:
         if self._llm is None:
             from assistant.llm.server import make_llm
 
-            self._llm = make_llm(self.settings, progress=lambda msg: progress(ProgressEvent(stage="server", message=msg)))
+            self._llm = make_llm(self.settings, progress=lambda msg: progress(ProgressEvent(stage="server", message=msg)),
+                                 announce=self.server_notice, stop_with_process=self.stop_server_on_exit)
         return self._llm
 
     # --- the library

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     vllm_dtype: Literal["auto", "bfloat16", "float32"] = Field(default="auto", description="Weights' dtype on the managed server; auto: bfloat16 on a GPU or a CPU with AVX-512 BF16/AMX, else float32 (on an AVX2-only CPU bfloat16 prefill ran ~5x slower: bench/llm_speed.py)")
     vllm_enforce_eager: bool = Field(default=True, description="Skip torch.compile: ready in ~30 s instead of ~2 min, 25-35% slower decode")
     vllm_start_timeout_s: float = Field(default=600.0, description="How long to wait for the managed server to become healthy")
+    # Like ollama's keep_alive: local-model users expect the model to stay loaded for a while after the
+    # last request, then give its memory back (6-9 GiB here) without being asked.
+    server_keep_alive_s: float = Field(default=300.0, description="The managed server stops after this many seconds without a request, from any process; 0: when the command that started it ends; negative: never. A server started with `server start` or reached through llm_base_url is never stopped")
 
     @property
     def index_dir(self) -> Path:

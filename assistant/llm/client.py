@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import openai
@@ -30,23 +30,43 @@ class Completion:
     completion_tokens: int
 
 
+class RequestHooks(Protocol):
+    """Around every request: the managed server's keep-alive clock (assistant/llm/server.py)."""
+
+    def before(self) -> None: ...
+
+    def after(self) -> None: ...
+
+
+class _NoHooks:
+    def before(self) -> None:
+        pass
+
+    def after(self) -> None:
+        pass
+
+
 class OpenAICompatibleLLM:
     """Chat completions over HTTP. The sync client is shared (thread-safe); an async client is made per
     call, since the engine runs each question on an event loop of its own."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str = "EMPTY", timeout_s: float = 300.0) -> None:
+    def __init__(self, base_url: str, model: str, *, api_key: str = "EMPTY", timeout_s: float = 300.0,
+                 hooks: RequestHooks | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
         self.timeout_s = timeout_s
+        self.hooks = hooks or _NoHooks()
         self._client = openai.OpenAI(**self._client_args())
 
     @classmethod
-    def from_settings(cls, settings: Settings, base_url: str | None = None) -> OpenAICompatibleLLM:
+    def from_settings(cls, settings: Settings, base_url: str | None = None,
+                      hooks: RequestHooks | None = None) -> OpenAICompatibleLLM:
         url = base_url or settings.llm_base_url
         if not url:
             raise LLMError("no llm_base_url: use make_llm(settings) to start the managed server")
-        return cls(url, settings.llm_model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
+        return cls(url, settings.llm_model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
+                   hooks=hooks)
 
     def _client_args(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "api_key": self.api_key, "max_retries": 0,
@@ -57,10 +77,13 @@ class OpenAICompatibleLLM:
              json_schema: dict[str, Any] | None = None, stop: list[str] | None = None,
              extra_body: dict[str, Any] | None = None) -> Completion:
         args = self._args(messages, max_tokens, temperature, json_schema, stop, extra_body)
+        self.hooks.before()
         try:
             reply = self._client.chat.completions.create(**args)
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
+        finally:
+            self.hooks.after()
         return self._completion(reply)
 
     def complete(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
@@ -74,11 +97,14 @@ class OpenAICompatibleLLM:
         """Reply text in pieces; closing the generator closes the connection, so the server stops generating."""
         args = self._args(messages, max_tokens, temperature, None, stop, extra_body)
         reading = _StreamReader(self.base_url)
+        self.hooks.before()
         try:
             with self._client.chat.completions.create(**args, stream=True) as events:
                 yield from filter(None, map(reading.piece, events))
         except STREAM_ERRORS as exc:
             raise self._error(exc, streaming=True) from exc
+        finally:
+            self.hooks.after()
         reading.check_finished()
 
     def yes_probability(self, messages: list[Message]) -> float:
@@ -88,10 +114,13 @@ class OpenAICompatibleLLM:
         even when their sampled answer is always the same word (eval/README.md, judge-check).
         """
         args = self._args(messages, 1, 0.0, None, None, None)
+        self.hooks.before()
         try:
             reply = self._client.chat.completions.create(**args, logprobs=True, top_logprobs=20)
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
+        finally:
+            self.hooks.after()
         try:
             top = reply.choices[0].logprobs.content[0].top_logprobs
             mass = {"yes": 0.0, "no": 0.0}
@@ -110,11 +139,14 @@ class OpenAICompatibleLLM:
                     json_schema: dict[str, Any] | None = None, stop: list[str] | None = None,
                     extra_body: dict[str, Any] | None = None) -> Completion:
         args = self._args(messages, max_tokens, temperature, json_schema, stop, extra_body)
+        self.hooks.before()  # microseconds, unless keep-alive stopped the server: then nothing can go on anyway
         try:
             async with openai.AsyncOpenAI(**self._client_args()) as client:
                 reply = await client.chat.completions.create(**args)
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
+        finally:
+            self.hooks.after()
         return self._completion(reply)
 
     async def acomplete(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
@@ -128,6 +160,7 @@ class OpenAICompatibleLLM:
                       stop: list[str] | None = None, extra_body: dict[str, Any] | None = None) -> AsyncIterator[str]:
         args = self._args(messages, max_tokens, temperature, None, stop, extra_body)
         reading = _StreamReader(self.base_url)
+        self.hooks.before()
         try:
             async with openai.AsyncOpenAI(**self._client_args()) as client:
                 async with await client.chat.completions.create(**args, stream=True) as events:
@@ -136,6 +169,8 @@ class OpenAICompatibleLLM:
                             yield piece
         except STREAM_ERRORS as exc:
             raise self._error(exc, streaming=True) from exc
+        finally:
+            self.hooks.after()
         reading.check_finished()
 
     # --- internals

@@ -1,15 +1,19 @@
-"""The managed local vLLM server: start it once, reuse it across runs, stop it on request.
+"""The managed local vLLM server: start it once, reuse it across runs, stop it when idle or on request.
 
 The server runs detached (its own process session) so that consecutive CLI commands share
-it; `home/vllm.pid` records it and `home/logs/vllm.log` holds its output.
+it; `home/vllm.pid` records it and `home/logs/vllm.log` holds its output. It holds 6-9 GiB, so it
+does not outlive its use: a keep-alive supervisor stops it after `server_keep_alive_s` without a
+request (assistant/llm/lifetime.py), and every request from any process restarts that clock.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,6 +22,8 @@ import httpx
 
 from assistant.core.config import Settings
 from assistant.core.locks import exclusive_lock
+from assistant.llm import procs
+from assistant.llm.lifetime import Lifetime, Policy, ServerStatus, gigabytes
 from assistant.llm.protocol import LLMError
 
 Progress = Callable[[str], None]
@@ -27,13 +33,18 @@ HOST = "127.0.0.1"
 class VLLMServer:
     """One vLLM OpenAI-compatible server on 127.0.0.1:settings.vllm_port serving settings.llm_model."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, stop_with_process: bool = False) -> None:
+        """stop_with_process: a server this object starts also stops when this process ends (the TUI:
+        quitting it frees the memory), unless server_keep_alive_s is negative."""
         self.settings = settings
         self.port = settings.vllm_port
         self.model = settings.llm_model
         self.base_url = f"http://{HOST}:{self.port}/v1"
         self.log_path = settings.home / "logs" / "vllm.log"
         self.pid_path = settings.home / "vllm.pid"
+        self.lifetime = Lifetime(settings, self.pid_path, self.log_path)
+        self.stop_with_process = stop_with_process
+        self.started: Policy | None = None  # set once this object has started a server
         self._proc: subprocess.Popen[bytes] | None = None
 
     # --- probes
@@ -58,31 +69,54 @@ class VLLMServer:
             pid = int(self.pid_path.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        if _alive(pid) and "vllm" in _cmdline(pid):
+        if procs.alive(pid) and "vllm" in procs.cmdline(pid):
             return pid
         self.pid_path.unlink(missing_ok=True)  # stale: the process is gone (or the pid was reused)
         return None
 
     # --- lifecycle
-    def ensure_running(self, progress: Progress | None = None) -> str:
-        """Return the base URL of a healthy server for this model, starting one if needed."""
-        say = progress or (lambda _msg: None)
-        if self.is_healthy():
-            return self._check_reusable()
-        self.pid_path.parent.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self.pid_path.with_suffix(".lock")):  # one starter per home; others wait, then reuse
-            if self.is_healthy():
-                return self._check_reusable()
-            self._start_or_join(say)
-        return self._check_reusable()
+    def ensure_running(self, progress: Progress | None = None, announce: Progress | None = None, *,
+                       keep: bool = False) -> str:
+        """Return the base URL of a healthy server for this model, starting one if needed.
 
-    def _start_or_join(self, say: Progress) -> None:
+        A start is announced once through `announce` (default: one line on stderr: a 6-9 GiB process
+        that outlives the command must not start silently). keep: the user's `server start`, so
+        keep-alive never stops it (also when it already runs).
+        """
+        say = progress or (lambda _msg: None)
+        started_before = self.started
+        if not self.is_healthy():
+            self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+            with exclusive_lock(self.lifetime.lock_path):  # one starter per home; others wait, then reuse
+                if not self.is_healthy():
+                    self._start_or_join(say, keep)
+        url = self._check_reusable()
+        pid = self.pid()
+        if pid is not None and keep:
+            self.lifetime.keep()
+        elif pid is not None:
+            self.lifetime.adopt(pid)
+        if self.started is not started_before and not keep:
+            (announce or _to_stderr)(self.start_notice())
+        return url
+
+    def start_notice(self) -> str:
+        """'started the local model server (0.5B, ~6.1 GB of memory); it stops after 5 min without a
+        request: ...' with the memory measured now (PSS: what stopping it gives back)."""
+        size = re.search(r"(\d+(?:\.\d+)?)b\b", self.model.lower())
+        pid = self.pid()
+        _, pss = procs.memory(procs.family(pid)) if pid else (0, 0)
+        what = [f"{size.group(1)}B" if size else self.model] + ([f"~{gigabytes(pss)} of memory"] if pss else [])
+        policy = self.started or self.lifetime.policy() or Policy(-1.0, False, 0)
+        return f"started the local model server ({', '.join(what)}); {policy.describe()}"
+
+    def _start_or_join(self, say: Progress, keep: bool) -> None:
         pid = self.pid()
         if pid is None:
             if _port_open(self.port):
                 raise LLMError(f"port {self.port} is taken by something that is not a healthy vLLM server: "
                                "free it or set vllm_port to another port")
-            self._start(say)
+            self._start(say, keep)
         else:
             say(f"vLLM (pid {pid}) is already starting; waiting for it")
         self._wait_ready(say)
@@ -90,19 +124,24 @@ class VLLMServer:
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the server this home started (the whole process group). True if one was running."""
         pid = self.pid()
+        self.lifetime.end()
         if pid is None:
             self._reap()
             return False
-        _signal_group(pid, signal.SIGTERM)
+        procs.signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while procs.alive(pid) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.2)
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
+        if procs.alive(pid):
+            procs.signal_group(pid, signal.SIGKILL)
         self._reap()
         self.pid_path.unlink(missing_ok=True)
         return True
+
+    def status(self) -> ServerStatus:
+        """Whether it runs, its processes' memory, and when keep-alive stops it."""
+        return self.lifetime.status(self.pid(), self.is_healthy(), self.base_url)
 
     # --- internals
     def command(self) -> list[str]:
@@ -146,7 +185,7 @@ class VLLMServer:
             return text  # a Hugging Face name; vLLM downloads it when online
         raise LLMError(f"model folder {path} not found: {_model_hint(path)}")
 
-    def _start(self, say: Progress) -> None:
+    def _start(self, say: Progress, keep: bool) -> None:
         python = Path(self.settings.vllm_python)
         if not python.exists():
             raise LLMError(f"the vLLM virtualenv is missing ({python} not found): run `make setup` "
@@ -160,11 +199,15 @@ class VLLMServer:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                           env=self.environment(), start_new_session=True)
         self.pid_path.write_text(f"{self._proc.pid} {self.port} {self.model}\n")
+        self.started = Policy.for_start(self.settings, kept=keep, stop_with_process=self.stop_with_process)
+        # Supervised from the first second: if this command dies while the server loads, it still stops.
+        self.lifetime.begin(self._proc.pid, self.started)
 
     def _wait_ready(self, say: Progress) -> None:
         start = time.monotonic()
         last_note = start
         while True:
+            self.lifetime.touch()  # loading is not idleness
             if self.is_healthy():
                 say(f"vLLM ready after {time.monotonic() - start:.0f} s")
                 return
@@ -172,6 +215,7 @@ class VLLMServer:
             if pid is None or (self._proc is not None and self._proc.poll() is not None):
                 self._reap()
                 self.pid_path.unlink(missing_ok=True)
+                self.lifetime.end()
                 raise LLMError(f"vLLM exited while starting; last lines of {self.log_path}:\n{self.log_tail()}")
             elapsed = time.monotonic() - start
             if elapsed > self.settings.vllm_start_timeout_s:
@@ -221,34 +265,8 @@ def _model_hint(path: Path) -> str:
     return f"run `make {target}` (scripts/assemble_model.py), or point llm_model_path at a model folder"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited child not yet reaped) counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(os.getpgid(pid), sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _port_open(port: int) -> bool:
@@ -262,11 +280,32 @@ def _last_line(text: str) -> str:
     return line[-120:]
 
 
-def make_llm(settings: Settings, progress: Progress | None = None):
-    """The configured LLM: `llm_base_url` if set, else the managed local vLLM server (started if needed)."""
+def make_llm(settings: Settings, progress: Progress | None = None, announce: Progress | None = None, *,
+             stop_with_process: bool = False):
+    """The configured LLM: `llm_base_url` if set (never started or stopped here), else the managed local
+    vLLM server, started if needed; every request restarts its keep-alive clock, and a request after
+    keep-alive stopped it starts it again."""
     from assistant.llm.client import OpenAICompatibleLLM
 
     if settings.llm_base_url:
         return OpenAICompatibleLLM.from_settings(settings)
-    url = VLLMServer(settings).ensure_running(progress)
-    return OpenAICompatibleLLM.from_settings(settings, base_url=url)
+    server = VLLMServer(settings, stop_with_process=stop_with_process)
+    url = server.ensure_running(progress, announce)
+    restart = VLLMServer(settings, stop_with_process=stop_with_process)
+    return OpenAICompatibleLLM.from_settings(settings, base_url=url,
+                                             hooks=_RequestHooks(restart, progress, announce))
+
+
+class _RequestHooks:
+    def __init__(self, server: VLLMServer, progress: Progress | None, announce: Progress | None) -> None:
+        self.server, self.progress, self.announce = server, progress, announce
+
+    def before(self) -> None:
+        with exclusive_lock(self.server.lifetime.lock_path):  # the supervisor decides under this lock
+            self.server.lifetime.touch()
+            running = self.server.pid() is not None
+        if not running:  # keep-alive stopped it since: start it again (announced again)
+            self.server.ensure_running(self.progress, self.announce)
+
+    def after(self) -> None:
+        self.server.lifetime.touch()

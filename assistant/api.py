@@ -69,6 +69,12 @@ class Assistant:
                                  announce=self.server_notice, stop_with_process=self.stop_server_on_exit)
         return self._llm
 
+    def server_exit_note(self) -> str:
+        """What becomes of a local model server that this Assistant started once this process ends."""
+        server = getattr(getattr(self._llm, "hooks", None), "server", None)
+        policy = getattr(server, "started", None)
+        return policy.exit_note() if policy is not None else ""
+
     # --- the library
     def ingest(self, items: Iterable[str] | str, progress: Progress = _quiet) -> list[IngestResult]:
         """Ingest ids, arXiv URLs or reading-list files; failures are recorded with reasons, the rest goes on."""

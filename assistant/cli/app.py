@@ -143,8 +143,9 @@ def tui(ctx: typer.Context, question: Optional[str] = typer.Option(None, "--ques
                     for name, p in inspect.signature(ask).parameters.items() if name not in ("ctx", "question")}
         return ask(ctx, question, **defaults)
     from assistant.tui import create_app
+    from assistant.tui.lifecycle import leave, run
 
-    create_app(settings=make_assistant(ctx).settings, question=question).run()
+    leave(run(create_app(settings=make_assistant(ctx).settings, question=question)))
 
 
 def main() -> None:

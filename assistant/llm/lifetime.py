@@ -59,6 +59,16 @@ class Policy:
         return f"it stops {' or '.join(parts)}: `paper-assistant server stop` stops it now"
 
 
+    def exit_note(self) -> str:
+        """Said when the process that started the server ends."""
+        if self.stop_with_owner:
+            return "stopping the local model server this session started"
+        if self.supervised:
+            return (f"the local model server stays up until {duration(self.keep_alive_s)} after the last request: "
+                    "`paper-assistant server stop` stops it now")
+        return "the local model server keeps running: `paper-assistant server stop` stops it"
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     running: bool

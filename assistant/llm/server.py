@@ -291,9 +291,8 @@ def make_llm(settings: Settings, progress: Progress | None = None, announce: Pro
         return OpenAICompatibleLLM.from_settings(settings)
     server = VLLMServer(settings, stop_with_process=stop_with_process)
     url = server.ensure_running(progress, announce)
-    restart = VLLMServer(settings, stop_with_process=stop_with_process)
     return OpenAICompatibleLLM.from_settings(settings, base_url=url,
-                                             hooks=_RequestHooks(restart, progress, announce))
+                                             hooks=_RequestHooks(server, progress, announce))
 
 
 class _RequestHooks:

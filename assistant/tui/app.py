@@ -15,16 +15,18 @@ from textual.worker import Worker, WorkerState
 from assistant.core.config import Settings, load_settings
 from assistant.tui.backend import Backend, BackendFactory, default_factory
 from assistant.tui.history import Conversation, HistoryStore, Turn
+from assistant.tui.dialogs import DialogsMixin
 from assistant.tui.library_work import LibraryWorkMixin
 from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, CitedChunk, ModesLoaded, NeighboursLoaded,
-                                    PapersLoaded, TreesLoaded, Warmed)
+                                    Notice, PapersLoaded, TreesLoaded, Warmed)
 from assistant.tui.screens.main import MainScreen
 from assistant.core.types import Hit, PaperRecord, PaperStatus
 
 
-class PaperAssistantApp(LibraryWorkMixin, App):
+class PaperAssistantApp(LibraryWorkMixin, DialogsMixin, App):
     """The app: engine start-up and state, asking, citations, screens; adding, removing and summarising
-    papers come from LibraryWorkMixin (assistant/tui/library_work.py)."""
+    papers come from LibraryWorkMixin (assistant/tui/library_work.py), the export and settings dialogs
+    from DialogsMixin (assistant/tui/dialogs.py)."""
 
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "paper-assistant"
@@ -83,6 +85,8 @@ class PaperAssistantApp(LibraryWorkMixin, App):
     async def start_backend(self) -> None:
         settings = self.settings
         backend = await asyncio.to_thread(self.factory, settings)
+        if hasattr(backend, "server_notice"):  # "started the local model server ...": a notification, not stderr
+            backend.server_notice = lambda text: self.post_message(Notice(text))
         self.backend = backend
         self.post_message(BackendReady())
         # The first call opens the store and indexes; other calls wait for it (lazy init is not thread-safe).
@@ -109,6 +113,16 @@ class PaperAssistantApp(LibraryWorkMixin, App):
 
     def on_backend_ready(self, _: BackendReady) -> None:
         self.main_screen.status("loading", "opening the library…")
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, title="local model server", timeout=15)
+
+    async def action_quit(self) -> None:
+        """Close at once; what is still running is dropped (assistant/tui/lifecycle.py says why that is safe)."""
+        notes = [getattr(self.backend, "server_exit_note", lambda: "")()]
+        if self._ingesting:
+            notes.append("adding or summarising papers was interrupted: run it again to resume")
+        self.exit(message="\n".join(n for n in notes if n) or None)
 
     def on_warmed(self, message: Warmed) -> None:
         if not self.asking:
@@ -352,71 +366,6 @@ class PaperAssistantApp(LibraryWorkMixin, App):
         self.conversation = Conversation(scope=tuple(sorted(self.scope)))
         self.main_screen.show_conversation(self.conversation)
         self.main_screen.status("ready", "new conversation")
-
-    def action_export(self) -> None:
-        from assistant.tui.export import slug
-        from assistant.tui.screens.export import ExportScreen
-
-        if not self.conversation.turns:
-            self.notify("nothing to export yet: ask a question first", severity="warning")
-            return
-        default = self.settings.home / "exports" / f"{slug(self.conversation.turns[-1].question)}.md"
-        self.push_screen(ExportScreen(default, many=len(self.conversation.turns) > 1), self._export)
-
-    def _export(self, choice: tuple[Path, bool] | None) -> None:
-        from assistant.tui.export import write_export
-
-        if not choice:
-            return
-        path, whole = choice
-        try:
-            written = write_export(self.conversation, path, whole)
-        except (OSError, ValueError) as exc:
-            self.notify(str(exc), title="export failed", severity="error")
-            return
-        self.notify(str(written), title="exported")
-
-    def action_settings(self) -> None:
-        from assistant.tui.screens.settings import SettingsScreen
-
-        self.push_screen(SettingsScreen(self.settings, self.retrieval_modes), self.apply_settings)
-
-    def apply_settings(self, changes: dict | None) -> None:
-        """Validate, save to the config file, and apply: knobs read per call change in place; a new
-        model endpoint means a new engine object (built in a worker)."""
-        from assistant.core.config import save_settings
-
-        if not changes:
-            return
-        current = self.settings
-        try:
-            new = Settings(**{**current.model_dump(), **changes})
-        except ValueError as exc:
-            self.notify(str(exc), title="settings not saved", severity="error")
-            return
-        try:
-            path = save_settings(new, sorted(changes))
-        except OSError as exc:
-            self.notify(str(exc), title="settings not saved", severity="error")
-            return
-        rebuild = any(k.startswith("llm_") for k in changes)
-        if rebuild and (self.asking or self._ingesting):
-            self.notify("saved; the new model is used after the running work ends and the app restarts",
-                        severity="warning")
-        elif rebuild and self.backend is not None:
-            old, self.backend = self.backend, None
-            self._engine_ready.clear()
-            self._settings = new
-            old.close()
-            self.papers = None
-            self._engine_error = ""
-            self.start_backend()
-        else:
-            for key, value in changes.items():
-                setattr(current, key, getattr(new, key))
-        self._update_context()
-        self.notify(f"saved to {path}", title="settings")
-
 
 
 def create_app(assistant_factory: BackendFactory | None = None, settings: Settings | None = None,

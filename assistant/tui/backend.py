@@ -37,7 +37,8 @@ BackendFactory = Callable[[Settings], Backend]
 
 
 def default_factory(settings: Settings) -> Backend:
-    """The real engine. Construction is instant; indexes and models load on first use (in a worker)."""
+    """The real engine. Construction is instant; indexes and models load on first use (in a worker).
+    A model server it starts stops when the app quits, unless server_keep_alive_s is negative."""
     from assistant.api import Assistant
 
-    return Assistant(settings)
+    return Assistant(settings, stop_server_on_exit=True)

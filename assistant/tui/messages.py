@@ -101,3 +101,11 @@ class CitedChunk(Message):
         self.n = n
         self.turn_index = turn_index
         self.chunks = chunks
+
+
+class Notice(Message):
+    """A line the engine wants the user to see once (e.g. that it started the local model server)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

@@ -1,0 +1,69 @@
+"""Quitting is instant: ctrl+q ends the app while engine work still runs in its threads (the real
+process then leaves with os._exit; bench/tui_quit.py times that end to end)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("textual")
+
+from assistant.core.config import Settings  # noqa: E402
+from assistant.tui import create_app  # noqa: E402
+from assistant.tui.lifecycle import run  # noqa: E402
+from tests.tui_fakes import ScriptedAssistant  # noqa: E402
+
+NOTE = "stopping the local model server this session started"
+
+
+class SlowWarmUp(ScriptedAssistant):
+    """Its warm-up search blocks in a thread, like loading the embedding model (5-9 s) does."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.warming = threading.Event()
+        self.release = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    async def asearch(self, query, k=None, mode=None, papers=None):
+        def block() -> None:
+            self.thread = threading.current_thread()
+            self.warming.set()
+            self.release.wait(60)
+
+        await asyncio.to_thread(block)
+        return []
+
+    def server_exit_note(self) -> str:
+        return NOTE
+
+
+def test_ctrl_q_exits_without_waiting_for_engine_threads(tmp_path, capsys) -> None:
+    engines: list[SlowWarmUp] = []
+
+    def factory(settings: Settings) -> SlowWarmUp:
+        engines.append(SlowWarmUp(settings))
+        return engines[-1]
+
+    app = create_app(assistant_factory=factory, settings=Settings(home=tmp_path / "home", offline=True))
+    pressed: list[float] = []
+
+    async def auto_pilot(pilot) -> None:
+        while not (engines and engines[0].warming.is_set()):
+            await asyncio.sleep(0.02)
+        pressed.append(time.perf_counter())
+        await pilot.press("ctrl+q")
+
+    code = run(app, headless=True, size=(110, 36), auto_pilot=auto_pilot)
+    quit_s = time.perf_counter() - pressed[0]
+    engine = engines[0]
+    still_loading = engine.thread is not None and engine.thread.is_alive() and not engine.release.is_set()
+    engine.release.set()
+    err = capsys.readouterr().err
+    with capsys.disabled():
+        print(f"\nctrl+q to app exit, warm-up thread still busy: {quit_s * 1000:.0f} ms")
+    assert code == 0
+    assert still_loading, "the app waited for the warm-up thread before it exited"
+    assert NOTE in err  # the exit note says what becomes of the model server

@@ -298,8 +298,11 @@ def make_llm(settings: Settings, progress: Progress | None = None, announce: Pro
 class _RequestHooks:
     def __init__(self, server: VLLMServer, progress: Progress | None, announce: Progress | None) -> None:
         self.server, self.progress, self.announce = server, progress, announce
+        self.ours = server.pid() is not None  # else a server on the port that this home did not start
 
     def before(self) -> None:
+        if not self.ours:
+            return
         with exclusive_lock(self.server.lifetime.lock_path):  # the supervisor decides under this lock
             self.server.lifetime.touch()
             running = self.server.pid() is not None
@@ -307,4 +310,5 @@ class _RequestHooks:
             self.server.ensure_running(self.progress, self.announce)
 
     def after(self) -> None:
-        self.server.lifetime.touch()
+        if self.ours:
+            self.server.lifetime.touch()

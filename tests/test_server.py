@@ -1,6 +1,9 @@
 """The managed vLLM server: reuse, clear errors, stale pidfiles, start failures."""
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +16,8 @@ from assistant.core.config import Settings
 from assistant.llm.protocol import LLMError
 from assistant.llm.server import VLLMServer
 from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -116,3 +121,105 @@ def test_command_and_environment(tmp_path: Path) -> None:
     env = server.environment()
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3" and env["VLLM_NO_USAGE_STATS"] == "1"
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+
+
+# --- keep-alive with the real server and the real CLI (issue 14)
+KEEP_ALIVE_QUESTION = "How does dynamic masking differ from static masking in RoBERTa?"
+
+
+@pytest.fixture(scope="module")
+def one_paper_home(tmp_path_factory, embedder) -> Path:
+    """A tiny index (RoBERTa, dense + BM25) that the CLI asks over; each test copies it."""
+    from assistant.api import Assistant
+    from tests.conftest import SMALL_IDS, make_mirror
+
+    root = tmp_path_factory.mktemp("keepalive-index")
+    settings = Settings(home=root / "home", mirror=make_mirror(root / "mirror", SMALL_IDS[:1]), offline=True,
+                        indexes=["bm25"])
+    a = Assistant(settings, embedder=embedder)
+    assert a.ingest([SMALL_IDS[0]])[0].status.value == "ok"
+    a.close()
+    return settings.home
+
+
+def _cli_env(home: Path, port: int, keep_alive_s: float) -> dict[str, str]:
+    from tests.conftest import SMALL_MODEL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_ASSISTANT_")}
+    env.update({"PAPER_ASSISTANT_HOME": str(home), "PAPER_ASSISTANT_OFFLINE": "true",
+                "PAPER_ASSISTANT_INDEXES": '["bm25"]', "PAPER_ASSISTANT_LLM_MODEL": SMALL_MODEL,
+                "PAPER_ASSISTANT_LLM_MODEL_PATH": str(ROOT / ".models" / SMALL_MODEL),
+                "PAPER_ASSISTANT_VLLM_PORT": str(port), "PAPER_ASSISTANT_LLM_MAX_TOKENS": "48",
+                "PAPER_ASSISTANT_VLLM_KV_CACHE_GIB": "1",  # beside a developer's server and the suite: 1 GiB less
+                "PAPER_ASSISTANT_SERVER_KEEP_ALIVE_S": str(keep_alive_s)})
+    return env
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True, timeout=900,
+                          env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def _status(env: dict[str, str]) -> dict:
+    return json.loads(_cli(env, "server", "status", "--json").stdout)
+
+
+def _alive_family(pids: list[int]) -> list[int]:
+    from assistant.llm import procs
+
+    return [pid for pid in pids if procs.alive(pid)]
+
+
+@pytest.fixture
+def keepalive_home(tmp_path, one_paper_home):
+    """A copy of the one-paper index and a port of its own; the server it gets is stopped afterwards."""
+    home = tmp_path / "home"
+    shutil.copytree(one_paper_home, home)
+    port = free_port()
+    yield home, port
+    VLLMServer(Settings(home=home, vllm_port=port)).stop()
+
+
+@pytest.mark.llm
+def test_ask_starts_a_server_that_stops_after_keep_alive_and_a_second_ask_reuses_it(keepalive_home) -> None:
+    from assistant.llm import procs
+
+    home, port = keepalive_home
+    env = _cli_env(home, port, keep_alive_s=20)
+    first = _cli(env, "ask", KEEP_ALIVE_QUESTION, "--json")
+    assert "started the local model server (0.5B, ~" in first.stderr
+    assert "it stops after 20 s without a request" in first.stderr
+    status = _status(env)
+    assert status["running"] and status["stops"] == "idle" and status["processes"] >= 2
+    assert status["rss_bytes"] > 1_000_000_000  # a real model's memory, summed over its processes
+    assert 0 < status["stops_in_s"] <= 20
+    family = procs.family(status["pid"])
+
+    time.sleep(max(0.0, status["stops_in_s"] - 12))  # well into the window
+    before = _status(env)["stops_in_s"]
+    second = _cli(env, "ask", KEEP_ALIVE_QUESTION, "--json")
+    after = _status(env)
+    assert "started the local model server" not in second.stderr  # reused, not started again
+    assert after["pid"] == status["pid"]
+    assert after["stops_in_s"] > before  # its request restarted the clock
+
+    deadline = time.monotonic() + 60
+    while _alive_family(family) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not _alive_family(family), "the server outlived keep-alive by more than 60 s"
+    assert not _status(env)["running"]
+
+
+@pytest.mark.llm
+def test_negative_keep_alive_keeps_the_server(keepalive_home) -> None:
+    home, port = keepalive_home
+    env = _cli_env(home, port, keep_alive_s=-1)
+    first = _cli(env, "ask", KEEP_ALIVE_QUESTION, "--json")
+    assert "it keeps running" in first.stderr
+    time.sleep(25)
+    status = _status(env)
+    assert status["running"] and status["stops"] == "never" and status["stops_in_s"] is None
+    assert _cli(env, "server", "stop").stdout.strip() == "stopped"
+    assert not _status(env)["running"]

@@ -131,6 +131,10 @@ class Assistant:
         """
         from assistant.engine.answer import clean_question, stream_answer
 
+        if self._llm is None:
+            from assistant.llm.server import expect_requests
+
+            expect_requests(self.settings)
         question = clean_question(question)
         hyde = self.settings.hyde if hyde is None else hyde
         if self.settings.agentic if agentic is None else agentic:

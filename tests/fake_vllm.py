@@ -1,7 +1,8 @@
 """A stand-in for `python -m vllm.entrypoints.openai.api_server` in keep-alive tests: a real process on a
 loopback port with vLLM's endpoints (/health, /v1/models, /metrics gauges, chat completions) and one
 child process like vLLM's engine worker. It takes the same arguments; FAKE_VLLM_DELAY_S makes every
-completion take that long (a request in flight), FAKE_VLLM_READY_S delays readiness (model loading)."""
+completion take that long (a request in flight), FAKE_VLLM_READY_S delays readiness (model loading),
+FAKE_VLLM_STALE_METRICS keeps the running-requests gauge at 0."""
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(b"")
         elif self.path == "/v1/models":
             self._send(json.dumps({"data": [{"id": MODEL}]}).encode())
-        elif self.path == "/metrics":
-            self._send(f'vllm:num_requests_running{{model_name="{MODEL}"}} {running}.0\n'
+        elif self.path == "/metrics":  # FAKE_VLLM_STALE_METRICS: 0 throughout, as vLLM's gauge is in a long prefill
+            shown = 0 if os.environ.get("FAKE_VLLM_STALE_METRICS") else running
+            self._send(f'vllm:num_requests_running{{model_name="{MODEL}"}} {shown}.0\n'
                        f'vllm:num_requests_waiting{{model_name="{MODEL}"}} 0.0\n'.encode(), "text/plain")
         else:
             self.send_error(404)

@@ -79,8 +79,11 @@ def test_idle_server_stops_itself_and_the_next_request_starts_it_again(fake_sett
     assert server.pid() not in (None, first) and len(notices) == 2
 
 
-def test_requests_restart_the_clock_and_one_in_flight_is_not_cut(fake_settings, monkeypatch) -> None:
+@pytest.mark.parametrize("stale_gauge", [False, True])
+def test_requests_restart_the_clock_and_one_in_flight_is_not_cut(fake_settings, monkeypatch, stale_gauge) -> None:
     monkeypatch.setenv("FAKE_VLLM_DELAY_S", "5")  # each completion takes 5 s: longer than the keep-alive
+    if stale_gauge:  # vLLM's running-requests gauge reads 0 through a long CPU prefill: our own lock must say it
+        monkeypatch.setenv("FAKE_VLLM_STALE_METRICS", "1")
     settings = fake_settings(server_keep_alive_s=2)
     llm = make_llm(settings, announce=lambda _: None)
     pid = VLLMServer(settings).pid()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from contextlib import nullcontext
+from typing import Any, ContextManager, Protocol
 
 import httpx
 import openai
@@ -31,19 +32,14 @@ class Completion:
 
 
 class RequestHooks(Protocol):
-    """Around every request: the managed server's keep-alive clock (assistant/llm/server.py)."""
+    """Around every request: the managed server's keep-alive (assistant/llm/server.py)."""
 
-    def before(self) -> None: ...
-
-    def after(self) -> None: ...
+    def request(self) -> ContextManager[None]: ...
 
 
 class _NoHooks:
-    def before(self) -> None:
-        pass
-
-    def after(self) -> None:
-        pass
+    def request(self) -> ContextManager[None]:
+        return nullcontext()
 
 
 class OpenAICompatibleLLM:
@@ -77,13 +73,11 @@ class OpenAICompatibleLLM:
              json_schema: dict[str, Any] | None = None, stop: list[str] | None = None,
              extra_body: dict[str, Any] | None = None) -> Completion:
         args = self._args(messages, max_tokens, temperature, json_schema, stop, extra_body)
-        self.hooks.before()
-        try:
-            reply = self._client.chat.completions.create(**args)
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from exc
-        finally:
-            self.hooks.after()
+        with self.hooks.request():
+            try:
+                reply = self._client.chat.completions.create(**args)
+            except openai.OpenAIError as exc:
+                raise self._error(exc) from exc
         return self._completion(reply)
 
     def complete(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
@@ -97,14 +91,12 @@ class OpenAICompatibleLLM:
         """Reply text in pieces; closing the generator closes the connection, so the server stops generating."""
         args = self._args(messages, max_tokens, temperature, None, stop, extra_body)
         reading = _StreamReader(self.base_url)
-        self.hooks.before()
-        try:
-            with self._client.chat.completions.create(**args, stream=True) as events:
-                yield from filter(None, map(reading.piece, events))
-        except STREAM_ERRORS as exc:
-            raise self._error(exc, streaming=True) from exc
-        finally:
-            self.hooks.after()
+        with self.hooks.request():
+            try:
+                with self._client.chat.completions.create(**args, stream=True) as events:
+                    yield from filter(None, map(reading.piece, events))
+            except STREAM_ERRORS as exc:
+                raise self._error(exc, streaming=True) from exc
         reading.check_finished()
 
     def yes_probability(self, messages: list[Message]) -> float:
@@ -114,13 +106,11 @@ class OpenAICompatibleLLM:
         even when their sampled answer is always the same word (eval/README.md, judge-check).
         """
         args = self._args(messages, 1, 0.0, None, None, None)
-        self.hooks.before()
-        try:
-            reply = self._client.chat.completions.create(**args, logprobs=True, top_logprobs=20)
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from exc
-        finally:
-            self.hooks.after()
+        with self.hooks.request():
+            try:
+                reply = self._client.chat.completions.create(**args, logprobs=True, top_logprobs=20)
+            except openai.OpenAIError as exc:
+                raise self._error(exc) from exc
         try:
             top = reply.choices[0].logprobs.content[0].top_logprobs
             mass = {"yes": 0.0, "no": 0.0}
@@ -139,14 +129,12 @@ class OpenAICompatibleLLM:
                     json_schema: dict[str, Any] | None = None, stop: list[str] | None = None,
                     extra_body: dict[str, Any] | None = None) -> Completion:
         args = self._args(messages, max_tokens, temperature, json_schema, stop, extra_body)
-        self.hooks.before()  # microseconds, unless keep-alive stopped the server: then nothing can go on anyway
-        try:
-            async with openai.AsyncOpenAI(**self._client_args()) as client:
-                reply = await client.chat.completions.create(**args)
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from exc
-        finally:
-            self.hooks.after()
+        with self.hooks.request():  # blocks only to start the server again after keep-alive stopped it
+            try:
+                async with openai.AsyncOpenAI(**self._client_args()) as client:
+                    reply = await client.chat.completions.create(**args)
+            except openai.OpenAIError as exc:
+                raise self._error(exc) from exc
         return self._completion(reply)
 
     async def acomplete(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
@@ -160,17 +148,15 @@ class OpenAICompatibleLLM:
                       stop: list[str] | None = None, extra_body: dict[str, Any] | None = None) -> AsyncIterator[str]:
         args = self._args(messages, max_tokens, temperature, None, stop, extra_body)
         reading = _StreamReader(self.base_url)
-        self.hooks.before()
-        try:
-            async with openai.AsyncOpenAI(**self._client_args()) as client:
-                async with await client.chat.completions.create(**args, stream=True) as events:
-                    async for event in events:
-                        if piece := reading.piece(event):
-                            yield piece
-        except STREAM_ERRORS as exc:
-            raise self._error(exc, streaming=True) from exc
-        finally:
-            self.hooks.after()
+        with self.hooks.request():
+            try:
+                async with openai.AsyncOpenAI(**self._client_args()) as client:
+                    async with await client.chat.completions.create(**args, stream=True) as events:
+                        async for event in events:
+                            if piece := reading.piece(event):
+                                yield piece
+            except STREAM_ERRORS as exc:
+                raise self._error(exc, streaming=True) from exc
         reading.check_finished()
 
     # --- internals

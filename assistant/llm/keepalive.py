@@ -1,13 +1,14 @@
 """The keep-alive supervisor of the managed vLLM server: a small detached process that stops the server
 once nobody has used it for `keep_alive_s`, or when the command that started it ends (if asked to).
 
-    python -I -S keepalive.py STATE PIDFILE LAST_REQUEST LOCK LOG TOKEN
+    python -I -S keepalive.py STATE PIDFILE LAST_REQUEST LOCK REQUESTS LOG TOKEN
 
 It is run by path with the standard library only (~10 MB, no app imports). It costs no CPU while it
 waits: it sleeps in one select() on pidfds of the server and the owner, with the idle deadline as the
-timeout. Clients touch LAST_REQUEST before and after every request (any process); on waking the
-supervisor re-reads its mtime, asks the server's /metrics whether a request is still running, and
-only then stops the server, holding LOCK so that no client sends a request in between. STATE (JSON,
+timeout. Clients touch LAST_REQUEST before and after every request (any process) and hold a shared
+lock on REQUESTS while one runs; on waking the supervisor re-reads the mtime, tries REQUESTS
+exclusively (and asks the server's /metrics, for clients that are not ours) whether a request is
+still running, and only then stops the server, holding LOCK so that no request starts in between. STATE (JSON,
 written by assistant/llm/lifetime.py) is re-read on every wake: when it no longer carries TOKEN
 (`server stop`, a restart, or `server start` keeping the server), the supervisor leaves it alone.
 """
@@ -28,9 +29,10 @@ RECHECK_S = 5.0  # when the owner ended while a request of another process still
 
 
 class Files:
-    def __init__(self, state: str, pidfile: str, last_request: str, lock: str, log: str, token: str):
+    def __init__(self, state: str, pidfile: str, last_request: str, lock: str, requests: str, log: str,
+                 token: str):
         self.state, self.pidfile, self.last_request = Path(state), Path(pidfile), Path(last_request)
-        self.lock, self.log, self.token = Path(lock), Path(log), token
+        self.lock, self.requests, self.log, self.token = Path(lock), Path(requests), Path(log), token
 
     def read_state(self) -> dict | None:
         try:
@@ -95,8 +97,15 @@ def wait(pids: dict[str, int], timeout: float | None) -> str:
             os.close(fd)
 
 
-def busy(port: int) -> bool:
-    """Whether the server is running or queueing a request now (its Prometheus gauges)."""
+def busy(files: Files, port: int) -> bool:
+    """Whether a request is in flight: one of our clients holds REQUESTS, or the server's gauges say so."""
+    try:
+        with open(files.requests, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        pass
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
             text = reply.read().decode("utf-8", "replace")
@@ -124,7 +133,7 @@ def stop(files: Files, pid: int, why: str) -> None:
             os.killpg(group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    for path in (files.pidfile, files.state, files.last_request):
+    for path in (files.pidfile, files.state, files.last_request, files.requests):
         path.unlink(missing_ok=True)
 
 
@@ -158,7 +167,7 @@ def run(files: Files) -> None:
             idle = files.idle_s()
             if event == "timeout" and keep > 0 and idle < keep:
                 continue  # a request came in while we slept: sleep until its deadline
-            if busy(int(state["port"])):
+            if busy(files, int(state["port"])):
                 files.touch()  # a request in flight is use: the clock restarts
                 continue
             why = ("the command that started it ended" if event == "owner" or keep <= 0
@@ -171,7 +180,7 @@ def main() -> None:
     # `server stop` / `server start` end us with SIGTERM: leave the server alone and go.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run(Files(*sys.argv[1:7]))
+    run(Files(*sys.argv[1:8]))
 
 
 if __name__ == "__main__":

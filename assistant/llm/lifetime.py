@@ -7,6 +7,7 @@ A server that the user started with `server start` is `kept`: keep-alive never s
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from assistant.core.config import Settings
 from assistant.llm import procs
@@ -82,6 +84,7 @@ class ServerStatus:
     keep_alive_s: float | None = None
     stops: str = "never"           # idle | with-owner | never | kept | external
     stops_in_s: float | None = None
+    idle_s: float | None = None    # since the last request from any process
     note: str = ""
 
     def to_json(self) -> dict:
@@ -98,6 +101,7 @@ class Lifetime:
         self.state_path = home / "vllm.keepalive.json"
         self.touch_path = home / "vllm.last_request"
         self.lock_path = home / "vllm.lock"
+        self.requests_path = home / "vllm.requests"
 
     # --- the clock
     def touch(self) -> None:
@@ -105,6 +109,13 @@ class Lifetime:
             self.touch_path.touch()
         except OSError:
             pass  # a read-only home loses keep-alive bookkeeping, not the request
+
+    def hold_request(self) -> IO[str]:
+        """A shared lock on `vllm.requests` for one request in flight; closing the file releases it (so
+        does the kernel if the process dies)."""
+        held = open(self.requests_path, "a")
+        fcntl.flock(held, fcntl.LOCK_SH)
+        return held
 
     def idle_s(self) -> float | None:
         try:
@@ -170,13 +181,14 @@ class Lifetime:
         self._retire_supervisor()
         self.state_path.unlink(missing_ok=True)
         self.touch_path.unlink(missing_ok=True)
+        self.requests_path.unlink(missing_ok=True)
 
     def _supervise(self, state: dict) -> None:
         token = secrets.token_hex(8)
         state = {**state, "supervisor": token}
         self._write(state)  # before the supervisor starts: it leaves at once if the token is not there
         cmd = [sys.executable, "-I", "-S", str(SUPERVISOR), str(self.state_path), str(self.pid_path),
-               str(self.touch_path), str(self.lock_path), str(self.log_path), token]
+               str(self.touch_path), str(self.lock_path), str(self.requests_path), str(self.log_path), token]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, close_fds=True)
         self._write({**state, "supervisor_pid": proc.pid})
@@ -201,7 +213,7 @@ class Lifetime:
         family = procs.family(running_pid)
         rss, pss = procs.memory(family)
         base = dict(running=True, url=url, model=model, pid=running_pid, processes=len(family), rss_bytes=rss,
-                    pss_bytes=pss)
+                    pss_bytes=pss, idle_s=self.idle_s())
         policy = self.policy()
         if policy is None:
             return ServerStatus(**base, stops="never", note="started without keep-alive: it runs until stopped")

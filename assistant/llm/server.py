@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import httpx
 
@@ -280,6 +281,15 @@ def _last_line(text: str) -> str:
     return line[-120:]
 
 
+def expect_requests(settings: Settings) -> None:
+    """A command that will soon ask the managed server: restart its keep-alive clock now, so that it does
+    not stop while the command loads its embedder and searches (a restart costs ~45 s)."""
+    if not settings.llm_base_url:
+        server = VLLMServer(settings)
+        if server.pid() is not None:
+            server.lifetime.touch()
+
+
 def make_llm(settings: Settings, progress: Progress | None = None, announce: Progress | None = None, *,
              stop_with_process: bool = False):
     """The configured LLM: `llm_base_url` if set (never started or stopped here), else the managed local
@@ -296,19 +306,31 @@ def make_llm(settings: Settings, progress: Progress | None = None, announce: Pro
 
 
 class _RequestHooks:
+    """Every request to the managed server restarts its keep-alive clock and, while it runs, holds a shared
+    lock on `vllm.requests` (the supervisor's test for "a request is in flight": vLLM's own gauges stay
+    at 0 through a long CPU prefill). A request after keep-alive stopped the server starts it again."""
+
     def __init__(self, server: VLLMServer, progress: Progress | None, announce: Progress | None) -> None:
         self.server, self.progress, self.announce = server, progress, announce
         self.ours = server.pid() is not None  # else a server on the port that this home did not start
 
-    def before(self) -> None:
+    @contextmanager
+    def request(self) -> Iterator[None]:
         if not self.ours:
+            yield
             return
-        with exclusive_lock(self.server.lifetime.lock_path):  # the supervisor decides under this lock
-            self.server.lifetime.touch()
-            running = self.server.pid() is not None
-        if not running:  # keep-alive stopped it since: start it again (announced again)
-            self.server.ensure_running(self.progress, self.announce)
-
-    def after(self) -> None:
-        if self.ours:
-            self.server.lifetime.touch()
+        lifetime = self.server.lifetime
+        held = None
+        for _ in range(2):
+            with exclusive_lock(lifetime.lock_path):  # the supervisor decides under this lock
+                lifetime.touch()
+                if self.server.pid() is not None:
+                    held = lifetime.hold_request()
+                    break
+            self.server.ensure_running(self.progress, self.announce)  # keep-alive stopped it: start it again
+        try:
+            yield
+        finally:
+            lifetime.touch()
+            if held is not None:
+                held.close()  # releases the shared lock

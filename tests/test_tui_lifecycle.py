@@ -1,5 +1,6 @@
-"""Quitting is instant: ctrl+q ends the app while engine work still runs in its threads (the real
-process then leaves with os._exit; bench/tui_quit.py times that end to end)."""
+"""The app's life around the engine: quitting is instant (ctrl+q ends the app while engine work still
+runs in its threads; the real process then leaves with os._exit, and bench/tui_quit.py times that end
+to end), and the engine's note that it started the model server becomes a notification."""
 from __future__ import annotations
 
 import asyncio
@@ -67,3 +68,32 @@ def test_ctrl_q_exits_without_waiting_for_engine_threads(tmp_path, capsys) -> No
     assert code == 0
     assert still_loading, "the app waited for the warm-up thread before it exited"
     assert NOTE in err  # the exit note says what becomes of the model server
+
+
+class StartsTheServer(ScriptedAssistant):
+    """Says, from its worker thread, that it started the model server, as make_llm does."""
+
+    server_notice = None
+
+    async def aask_stream(self, question, papers=None, mode=None):
+        await asyncio.to_thread(self.server_notice, "started the local model server (0.5B, ~6.1 GB of memory)")
+        async for event in super().aask_stream(question, papers, mode):
+            yield event
+
+
+@pytest.mark.anyio
+async def test_starting_the_model_server_is_a_notification(tmp_path) -> None:
+    from textual.widgets import Input
+
+    app = create_app(assistant_factory=StartsTheServer, settings=Settings(home=tmp_path / "home", offline=True))
+    async with app.run_test(size=(110, 36)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        app.main_screen.query_one("#question", Input).value = "What is attention?"
+        await pilot.press("enter")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if any("started the local model server" in n.message for n in app._notifications):
+                break
+        notes = [(n.title, n.message) for n in app._notifications]
+    assert ("local model server", "started the local model server (0.5B, ~6.1 GB of memory)") in notes

@@ -183,7 +183,7 @@ def keepalive_home(tmp_path, one_paper_home):
 
 
 @pytest.mark.llm
-def test_ask_starts_a_server_that_stops_after_keep_alive_and_a_second_ask_reuses_it(keepalive_home) -> None:
+def test_ask_starts_a_server_that_stops_after_keep_alive(keepalive_home) -> None:
     from assistant.llm import procs
 
     home, port = keepalive_home
@@ -196,20 +196,28 @@ def test_ask_starts_a_server_that_stops_after_keep_alive_and_a_second_ask_reuses
     assert status["rss_bytes"] > 1_000_000_000  # a real model's memory, summed over its processes
     assert 0 < status["stops_in_s"] <= 20
     family = procs.family(status["pid"])
-
-    time.sleep(3)
-    before = _status(env)
-    second = _cli(env, "ask", KEEP_ALIVE_QUESTION, "--json")
-    after = _status(env)
-    assert "started the local model server" not in second.stderr  # reused, not started again
-    assert after["pid"] == status["pid"]
-    assert after["idle_s"] < before["idle_s"]  # its request restarted the clock
-
     deadline = time.monotonic() + 60
     while _alive_family(family) and time.monotonic() < deadline:
         time.sleep(1)
     assert not _alive_family(family), "the server outlived keep-alive by more than 60 s"
     assert not _status(env)["running"]
+
+
+@pytest.mark.llm
+def test_a_second_ask_inside_the_window_reuses_the_server_and_restarts_the_clock(keepalive_home) -> None:
+    # A window longer than 20 s: between two CLI asks lie one's exit and the other's start-up (~10-20 s
+    # on 2 busy cores), and this test is about reuse, not about the deadline.
+    home, port = keepalive_home
+    env = _cli_env(home, port, keep_alive_s=120)
+    first = _cli(env, "ask", KEEP_ALIVE_QUESTION, "--json")
+    assert "started the local model server" in first.stderr
+    time.sleep(5)
+    before = VLLMServer(Settings(home=home, vllm_port=port)).status()
+    second = _cli(env, "ask", KEEP_ALIVE_QUESTION, "--json")
+    after = VLLMServer(Settings(home=home, vllm_port=port)).status()
+    assert "started the local model server" not in second.stderr  # reused, not started again
+    assert after.running and after.pid == before.pid
+    assert after.idle_s < before.idle_s and after.stops_in_s > before.stops_in_s  # the clock restarted
 
 
 @pytest.mark.llm

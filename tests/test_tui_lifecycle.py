@@ -4,6 +4,7 @@ to end), and the engine's note that it started the model server becomes a notifi
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -97,3 +98,24 @@ async def test_starting_the_model_server_is_a_notification(tmp_path) -> None:
                 break
         notes = [(n.title, n.message) for n in app._notifications]
     assert ("local model server", "started the local model server (0.5B, ~6.1 GB of memory)") in notes
+
+
+def test_leaving_mid_extension_build_removes_only_its_own_build_lock(tmp_path, monkeypatch) -> None:
+    from assistant.tui.lifecycle import release_build_locks
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    ours = tmp_path / "ext" / "segmented_maxsim_cpp" / "lock"
+    theirs = tmp_path / "ext" / "filter_pids_cpp" / "lock"  # another process's build: not open here
+    elsewhere = tmp_path / "other" / "lock"
+    for path in (ours, theirs, elsewhere):
+        path.parent.mkdir(parents=True)
+        path.touch()
+    ours.unlink()
+    held = os.open(ours, os.O_CREAT | os.O_EXCL)  # what torch's FileBaton.try_acquire does, and keeps open
+    other = os.open(elsewhere, os.O_RDONLY)
+    try:
+        assert release_build_locks() == [str(ours)]
+    finally:
+        os.close(held)
+        os.close(other)
+    assert not ours.exists() and theirs.exists() and elsewhere.exists()

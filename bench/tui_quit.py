@@ -128,13 +128,13 @@ def main() -> None:
         results["loading"].append(term.quit_time())
 
         term = Terminal(cli + ["tui"], env)
-        term.wait_for(b"ready", 120)
+        term.wait_for(b"ready", 600)
         time.sleep(1.0)
         results["idle"].append(term.quit_time())
 
         if args.llm_url:
             term = Terminal(cli + ["tui"], env)
-            term.wait_for(b"ready", 120)
+            term.wait_for(b"ready", 600)
             term.seen = b""
             term.type("What does RoBERTa change in BERT's pretraining?\r")
             term.wait_for(b"done", 300)

@@ -129,7 +129,7 @@ class Assistant:
 
         agentic / hyde override settings.agentic / settings.hyde for this call.
         """
-        from assistant.engine.answer import clean_question, stream_answer
+        from assistant.engine.answer import clean_question
 
         if self._llm is None:
             from assistant.llm.server import expect_requests
@@ -143,35 +143,10 @@ class Assistant:
             engine = Engine(self.retriever, self.llm(progress), self.settings, self.embedder)
             yield from self._with_leaf_citations(engine.stream(question, papers, mode, hyde))
             return
-        mode = mode or self.settings.retrieval_mode
-        timings: dict[str, float] = {}
-        yield AskEvent(kind="search", text=f"searching ({mode})")
-        start = time.perf_counter()
-        if self.library.dense.count() == 0:
-            from assistant.engine.answer import abstention
+        from assistant.engine.single_shot import SingleShot
 
-            yield AskEvent(kind="error", text="the index is empty: ingest papers first (paper-assistant ingest ...)")
-            yield AskEvent(kind="answer", answer=abstention(question, [], "empty index", settings={}, model="",
-                                                             timings={}, queries=(question,)))
-            return
-        vectors = []
-        if hyde:  # HyDE: a hypothetical answer passage is searched beside the question (assistant/engine/hyde.py)
-            from assistant.engine.hyde import hyde as write_hyde
-
-            yield AskEvent(kind="status", text="writing a hypothetical passage (HyDE)")
-            made = write_hyde(question, self.llm(progress), self.embedder, self.settings)
-            vectors, timings["hyde_s"] = made.vectors, made.seconds
-            if made.error:
-                yield AskEvent(kind="error", text=f"HyDE skipped: {made.error}")
-            start = time.perf_counter()
-        hits = self.retriever.search(question, mode, self.settings.top_k, papers, vectors)
-        # The relevance gate uses dense cosine whatever the mode: its scale is comparable across questions.
-        relevance = self.retriever.relevance(question, papers)
-        timings["retrieve_s"] = round(time.perf_counter() - start, 3)
-        yield AskEvent(kind="status", text="waiting for the model")
-        llm = self.llm(progress)
-        yield from self._with_leaf_citations(
-            stream_answer(question, hits, llm, self.settings, relevance, queries=(question,), timings=timings))
+        single = SingleShot(self.retriever, lambda: self.llm(progress), self.settings)
+        yield from self._with_leaf_citations(single.stream(question, papers, mode, hyde))
 
     def _with_leaf_citations(self, events: Iterator[AskEvent]) -> Iterator[AskEvent]:
         """The final answer's citations of tree summaries point at leaf passages and their pages."""

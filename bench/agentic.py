@@ -105,7 +105,7 @@ def with_names_check(answer: Answer) -> Answer:
 
 
 def _sentences(text: str):
-    from assistant.engine.cite import markers_in, split_sentences
+    from assistant.core.text import markers_in, split_sentences
 
     return [(s, markers_in(s)) for s in split_sentences(text)]
 

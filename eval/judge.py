@@ -172,7 +172,7 @@ def fit_passages(passages: Sequence[str], claim: str, limit: int) -> list[str]:
     passages = list(passages)
     if sum(len(" ".join(p.split())) for p in passages) <= limit:
         return passages
-    from assistant.engine.cite import overlap
+    from assistant.core.text import overlap
 
     return sorted(passages, key=lambda p: -overlap(claim, p))
 
@@ -210,6 +210,7 @@ class CheckPair(BaseModel):
     task: str  # "support" or "correct"
     qid: str
     other_qid: str = ""
+    kind: str = "same"  # same | other-paper | neighbour | number | name (eval/pairs.py)
     truth: bool
     verdict: bool | None = None
     score: float | None = None
@@ -239,44 +240,61 @@ class JudgeCheckResult(BaseModel):
     seconds: float = 0.0
 
 
-def check_pairs(items: Sequence, tasks: Sequence[str] = ("support", "correct")) -> list[tuple[str, Any, Any, bool]]:
-    """Pairs with known truth from a gold set: (task, item, other item, truth).
+def check_pairs(items: Sequence, tasks: Sequence[str] = ("support", "correct"), store=None,
+                seed: int = 0) -> list[tuple]:
+    """Pairs with known truth from a gold set: (task, kind, item, other item, passages, claim, truth).
 
-    support: the item's gold evidence supports its gold answer (true); the evidence of the next
-    question about another paper does not (false). correct: the gold answer is correct for its
-    question (true); another question's gold answer is not (false).
+    support: the item's gold evidence supports its gold answer (true); the evidence of the next question
+    about another paper does not (false); and the hard near-misses of eval/pairs.py (false): the answer
+    against the passage beside its evidence (needs `store`), the answer with a number or a name changed.
+    correct: the gold answer is correct for its question (true); another question's answer is not (false).
     """
+    import random
+
+    from eval.pairs import change_name, change_number, name_pool, neighbour_text
+
+    rng = random.Random(seed)
     answerable = [i for i in items if i.answerable and i.answer and i.evidence]
+    pool = name_pool([i.answer for i in answerable] + [e for i in answerable for e in i.evidence])
     pairs = []
     for n, item in enumerate(answerable):
         other = next((answerable[(n + j) % len(answerable)] for j in range(1, len(answerable))
                       if answerable[(n + j) % len(answerable)].arxiv_id != item.arxiv_id), None)
         for task in tasks:
-            pairs.append((task, item, item, True))
+            if task == "correct":
+                pairs.append((task, "same", item, item, (), item.answer, True))
+                if other is not None:
+                    pairs.append((task, "other-paper", item, other, (), other.answer, False))
+                continue
+            pairs.append((task, "same", item, item, tuple(item.evidence), item.answer, True))
             if other is not None:
-                pairs.append((task, item, other, False))
+                pairs.append((task, "other-paper", item, other, tuple(other.evidence), item.answer, False))
+            near = neighbour_text(store, item.evidence[0], item.arxiv_id) if store is not None else None
+            if near:
+                pairs.append((task, "neighbour", item, item, (near,), item.answer, False))
+            for kind, changed in (("number", change_number(item.answer, rng)),
+                                  ("name", change_name(item.answer, pool, rng))):
+                if changed:
+                    pairs.append((task, kind, item, item, tuple(item.evidence), changed, False))
     return pairs
 
 
 def run_judge_check(items: Sequence, judge: Judge, tasks: Sequence[str] = ("support", "correct"),
-                    limit: int | None = None, on_pair=None) -> JudgeCheckResult:
+                    limit: int | None = None, on_pair=None, store=None) -> JudgeCheckResult:
     """Agreement of the judge with known truth on pairs drawn from the gold set (see check_pairs)."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
     start = time.perf_counter()
-    pairs = check_pairs(items, tasks)
+    pairs = check_pairs(items, tasks, store)
     if limit:
         pairs = pairs[:limit]
 
     def one(pair) -> CheckPair:
-        task, item, other, truth = pair
-        if task == "support":
-            v = judge.support(other.evidence, item.answer)
-        else:
-            v = judge.correct(item.question, item.answer, other.answer)
-        return CheckPair(task=task, qid=item.id, other_qid=other.id if other is not item else "", truth=truth,
-                         verdict=v.supported, score=v.score, error=v.error)
+        task, kind, item, other, passages, claim, truth = pair
+        v = judge.support(passages, claim) if task == "support" else judge.correct(item.question, item.answer, claim)
+        return CheckPair(task=task, qid=item.id, other_qid=other.id if other is not item else "", kind=kind,
+                         truth=truth, verdict=v.supported, score=v.score, error=v.error)
 
     done: list[CheckPair] = []
     with ThreadPoolExecutor(max_workers=max(1, judge.workers)) as pool:
@@ -290,6 +308,9 @@ def run_judge_check(items: Sequence, judge: Judge, tasks: Sequence[str] = ("supp
                 for p in done]
     by_task = {t: agreement_of([p for p in done if p.task == t], judge.thresholds.get(t) if judge.scored else None)
                for t in dict.fromkeys(p.task for p in done)}
+    hard = [p for p in done if p.task == "support" and (p.truth or p.kind in ("neighbour", "number", "name"))]
+    if any(not p.truth for p in hard):  # the near-misses alone, beside the true pairs
+        by_task["support_hard"] = agreement_of(hard, judge.thresholds.get("support") if judge.scored else None)
     overall = agreement_of(done).agreement if done else None
     return JudgeCheckResult(judge=judge.describe(), agreement=overall, tasks=by_task, pairs=tuple(done),
                             seconds=round(time.perf_counter() - start, 1))

@@ -18,12 +18,11 @@ from typing import Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from assistant.engine.cite import MARKER, markers_in, split_sentences
+from assistant.core.text import MARKER, content_words, markers_in, numbers_ok, split_sentences
 from eval.judge import JudgeVerdict
-from ingest.parse import normalize_text
+from eval.matching import evidence_hit, normalize_ws  # noqa: F401 (the eval's one definition)
 
 # A chunk that cuts an evidence string at its boundary still counts when it holds this share of it.
-OVERLAP_MIN = 0.5
 
 
 class Result(BaseModel):
@@ -31,49 +30,6 @@ class Result(BaseModel):
 
 
 # --------------------------------------------------------------------------- retrieval
-
-def normalize_ws(text: str) -> str:
-    return " ".join(text.split())
-
-
-def evidence_forms(evidence: str) -> tuple[str, ...]:
-    """The evidence as pypdf wrote it and as the pipeline's cleaner would write it, whitespace-collapsed."""
-    forms = [normalize_ws(evidence)]
-    cleaned = normalize_ws(normalize_text(evidence))  # chunks are text cleaned by the parser
-    if cleaned not in forms:
-        forms.append(cleaned)
-    return tuple(f for f in forms if f)
-
-
-def evidence_hit(chunk_text: str, evidence: str, overlap_min: float = OVERLAP_MIN) -> bool:
-    """Does a retrieved passage hold the evidence string? (../shared/eval/README.md, "Matching evidence")
-
-    True when, after whitespace normalisation (and the pipeline's normalize_text on the evidence when
-    ingest.parse provides it), the passage contains the evidence; or the passage is shorter and the
-    evidence contains it; or a chunk boundary cuts the evidence and the passage still holds at least
-    ``overlap_min`` of its characters (the evidence's start ending the passage, or its end starting it).
-    """
-    chunk = normalize_ws(chunk_text)
-    if not chunk:
-        return False
-    for ev in evidence_forms(evidence):
-        if ev in chunk or (len(chunk) < len(ev) and chunk in ev):
-            return True
-    for ev in evidence_forms(evidence):
-        if boundary_overlap(chunk, ev) >= overlap_min * len(ev):
-            return True
-    return False
-
-
-def boundary_overlap(chunk: str, evidence: str) -> int:
-    """Characters of the evidence held at a chunk edge: its start ending the chunk, or its end starting it."""
-    best = 0
-    for k in range(min(len(chunk), len(evidence)), 0, -1):
-        if chunk.endswith(evidence[:k]) or chunk.startswith(evidence[-k:]):
-            best = k
-            break
-    return best
-
 
 def recall_at_k(ranks: Sequence[int | None], k: int) -> float:
     """Share of relevant items (one rank per item, 1-based, None = not retrieved) found in the top k."""
@@ -190,6 +146,37 @@ def score_faithfulness(answer_text: str, passages: Sequence[str], judge: Support
     errors = sum(1 for v in verdicts if v.supported is None)
     return FaithfulnessResult(score=supported / len(verdicts), n_sentences=len(verdicts), n_supported=supported,
                               n_errors=errors, sentences=tuple(verdicts))
+
+
+# --------------------------------------------------------------------------- grounding (no judge)
+
+class GroundingResult(Result):
+    """score = sentences whose numbers and content words are in the text they cite / sentences."""
+
+    score: float | None
+    n_sentences: int
+    n_grounded: int
+    ungrounded: tuple[str, ...] = ()
+
+
+GROUNDED_WORDS = 0.8  # share of a sentence's content words its cited text must hold
+
+
+def score_grounding(answer_text: str, sources: Sequence[str]) -> GroundingResult:
+    """A judge-free check of every sentence against the source(s) it cites: all its numbers, and at least
+    GROUNDED_WORDS of its content words (stemmed), must be there. A sentence citing nothing is ungrounded."""
+    claims = claims_of(answer_text)
+    if not claims:
+        return GroundingResult(score=None, n_sentences=0, n_grounded=0)
+    bad = []
+    for sentence, cites in claims:
+        cited = " ".join(sources[i - 1] for i in cites if 1 <= i <= len(sources))
+        words = content_words(sentence)
+        held = len(words & content_words(cited)) / len(words) if words else 1.0
+        if not cited or not numbers_ok(sentence, cited) or held < GROUNDED_WORDS:
+            bad.append(sentence)
+    return GroundingResult(score=(len(claims) - len(bad)) / len(claims), n_sentences=len(claims),
+                           n_grounded=len(claims) - len(bad), ungrounded=tuple(bad))
 
 
 # --------------------------------------------------------------------------- citations (ALCE)

@@ -24,6 +24,8 @@ class PipelineOutput(BaseModel):
     answer: str
     abstained: bool = False
     passages: tuple[PassageRecord, ...] = ()
+    sources: tuple[str, ...] = Field(default=(), description="What [n] markers point at, when not the passages "
+                                     "(the assistant's quotes); faithfulness and citations are judged against these")
     timings: dict[str, float] = Field(default_factory=dict)
     tokens: dict[str, Any] = Field(default_factory=dict)
     model: str = ""
@@ -152,7 +154,8 @@ class AssistantPipeline:
                                        score=round(h.score, 5), source=h.source, pages=h.chunk.pages_label)
                          for h in answer.passages)
         return PipelineOutput(
-            answer=answer.text, abstained=answer.abstained, passages=passages, timings=dict(answer.timings),
+            answer=answer.text, abstained=answer.abstained, passages=passages, sources=answer.sources,
+            timings=dict(answer.timings),
             tokens=self.llm.snapshot(), model=answer.model,
             detail={"settings": answer.settings, "queries": list(answer.queries), "partial": answer.partial,
                     "citations": [c.model_dump(mode="json", include={"n", "chunk_id", "arxiv_id", "pages"})

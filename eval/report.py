@@ -77,6 +77,7 @@ def _tokens(name: str) -> Extract:
 
 QUALITY = [
     Metric("faithfulness", "Faithfulness", _faith, judged=True),
+    Metric("grounded", "Grounded sentences (judge-free)", lambda r: r.grounding.score if r.grounding else None),
     Metric("citation_recall", "Citation recall", _cite_recall, judged=True),
     Metric("citation_precision", "Citation precision", _cite_precision, judged=True),
     Metric("correct", "Correct (judged)", _correct, judged=True),

@@ -23,7 +23,8 @@ from eval.datasets import QAItem
 from eval.judge import Judge
 from eval.pipelines import AssistantPipeline, PassageRecord, Pipeline, PipelineOutput  # noqa: F401
 from eval.metrics import (CitationResult, CorrectnessResult, FaithfulnessResult, RetrievalScores, abstention_ok,
-                          retrieval_scores, score_citations, score_correctness, score_faithfulness)
+                          GroundingResult, retrieval_scores, score_citations, score_correctness,
+                          score_faithfulness, score_grounding)
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -91,6 +92,7 @@ class QuestionResult(BaseModel):
     retrieval: RetrievalScores | None = None
     faithfulness: FaithfulnessResult | None = None
     citations: CitationResult | None = None
+    grounding: GroundingResult | None = None
     correctness: CorrectnessResult | None = None
     abstention_ok: bool | None = None
     wall_s: float = 0.0
@@ -110,10 +112,13 @@ def score_output(config: EvalConfig, item: QAItem, output: PipelineOutput, judge
     retrieval = None
     if item.answerable and item.arxiv_id:
         retrieval = retrieval_scores(item.arxiv_id, item.evidence, [(p.arxiv_id, p.text) for p in output.passages])
-    faith = cites = correct = None
+    faith = cites = correct = grounding = None
+    sources = list(output.sources) or texts
+    if not output.abstained:
+        grounding = score_grounding(output.answer, sources)
     if not output.abstained and judge is not None:
-        faith = score_faithfulness(output.answer, texts, judge)
-        cites = score_citations(output.answer, texts, judge)
+        faith = score_faithfulness(output.answer, sources, judge)
+        cites = score_citations(output.answer, sources, judge)
     if item.answerable and item.answer:
         if output.abstained:
             correct = CorrectnessResult(token_f1=0.0, judged=False, error="abstained")
@@ -122,7 +127,7 @@ def score_output(config: EvalConfig, item: QAItem, output: PipelineOutput, judge
     return QuestionResult(
         config=config.name, config_hash=config.hash, qid=item.id, question=item.question, kind=item.kind,
         answerable=item.answerable, gold_answer=item.answer, gold_arxiv_id=item.arxiv_id, output=output,
-        retrieval=retrieval, faithfulness=faith, citations=cites, correctness=correct,
+        retrieval=retrieval, faithfulness=faith, citations=cites, correctness=correct, grounding=grounding,
         abstention_ok=abstention_ok(item.answerable, output.abstained), judge_s=round(time.perf_counter() - start, 3),
         finished_at=time.time())
 

@@ -1,4 +1,5 @@
-from assistant.engine.cite import attach_citations, markers_in, split_sentences
+from assistant.core.text import markers_in, split_sentences
+from assistant.engine.cite import attach_citations
 from assistant.core.types import Answer, Chunk, Hit, Paper
 
 

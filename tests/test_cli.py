@@ -9,11 +9,12 @@ from tests.conftest import SMALL_IDS
 ROBERTA, GQA = SMALL_IDS
 
 
-def cli(*args: str, home, mirror=None) -> subprocess.CompletedProcess:
+def cli(*args: str, home, mirror=None, **settings: str) -> subprocess.CompletedProcess:
     base = [sys.executable, "-m", "assistant", "--home", str(home), "--offline"]
     if mirror:
         base += ["--mirror", str(mirror)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_ASSISTANT_")}
+    env.update({f"PAPER_ASSISTANT_{k.upper()}": v for k, v in settings.items()})
     return subprocess.run(base + list(args), capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -45,3 +46,25 @@ def test_ingest_papers_search_remove_as_json(tmp_path, mini_mirror):
     assert cli("remove", ROBERTA, home=home).returncode == 1
     bad_mode = cli("search", "x", "--mode", "nonsense", home=home)
     assert bad_mode.returncode == 2 and "unknown retrieval mode" in bad_mode.stderr
+
+
+def test_ask_exit_code_says_whether_an_answer_came(tmp_path, mini_library_home):
+    """Exit 1 with an `error` field when the model cannot be reached; 0 for a real abstention."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(mini_library_home.home, home)
+    dead = "http://127.0.0.1:9/v1"  # the discard port: nothing listens
+    failed = cli("ask", "How does grouped-query attention share key and value heads?", "--json", home=home,
+                 llm_base_url=dead, llm_model="qwen2.5-coder-0.5b-instruct")
+    assert failed.returncode == 1, (failed.stdout, failed.stderr)
+    reply = json.loads(failed.stdout)
+    assert reply["error"] and not reply["text"]
+    human = cli("ask", "How does grouped-query attention share key and value heads?", home=home,
+                llm_base_url=dead, llm_model="qwen2.5-coder-0.5b-instruct")
+    assert human.returncode == 1 and "Traceback" not in human.stderr + human.stdout
+    declined = cli("ask", "What is the boiling point of liquid nitrogen at sea level?", "--json", home=home,
+                   llm_base_url=dead, llm_model="qwen2.5-coder-0.5b-instruct")
+    assert declined.returncode == 0, declined.stderr
+    answer = json.loads(declined.stdout)
+    assert answer["abstained"] and not answer["error"]

@@ -70,9 +70,9 @@ def test_judge_check_pairs_and_agreement():
              QAItem(id="b", question="qb", answer="ans b", arxiv_id="2", evidence=("ev b",)),
              QAItem(id="u", question="qu", kind="unanswerable")]
     pairs = check_pairs(items, ["support"])
-    assert [(t, i.id, o.id, truth) for t, i, o, truth in pairs] == [
-        ("support", "a", "a", True), ("support", "a", "b", False),
-        ("support", "b", "b", True), ("support", "b", "a", False)]
+    assert [(t, k, i.id, o.id, truth) for t, k, i, o, _, _, truth in pairs] == [
+        ("support", "same", "a", "a", True), ("support", "other-paper", "a", "b", False),
+        ("support", "same", "b", "b", True), ("support", "other-paper", "b", "a", False)]
     # The judge says yes to everything: right on positives, wrong on negatives.
     judge, _ = judge_with(*[{"verdict": "supported"}] * 4)
     result = run_judge_check(items, judge, tasks=["support"])
@@ -97,3 +97,23 @@ def test_passages_over_the_context_budget_keep_the_relevant_one():
     judge.support(filler + ["Dropout of 0.1 is applied to every sub-layer."], "Dropout 0.1 is applied to sub-layers.")
     sent = llm.calls[0]["messages"][1]["content"]
     assert "Dropout of 0.1" in sent and len(sent) < 600
+
+
+def test_hard_pairs_change_one_number_or_name_and_use_the_neighbouring_passage(mini_library_home):
+    from eval.datasets import load_dataset
+    from indexes.store import Store
+    from tests.conftest import DEV_SET, SMALL_IDS
+
+    items = [i for i in load_dataset(DEV_SET) if i.arxiv_id in SMALL_IDS]
+    store = Store(mini_library_home.index_dir / "library.sqlite")
+    pairs = check_pairs(items, ["support"], store=store)
+    by_kind = {}
+    for task, kind, item, _, passages, claim, truth in pairs:
+        by_kind.setdefault(kind, []).append((item, passages, claim, truth))
+    assert by_kind.get("neighbour") and (by_kind.get("number") or by_kind.get("name"))
+    for item, passages, claim, truth in by_kind["neighbour"]:
+        assert not truth and claim == item.answer and passages[0] not in item.evidence
+        assert not any(e[:40] in passages[0] for e in item.evidence)  # beside the evidence, not holding it
+    for kind in ("number", "name"):
+        for item, passages, claim, truth in by_kind.get(kind, []):
+            assert not truth and claim != item.answer and passages == tuple(item.evidence)

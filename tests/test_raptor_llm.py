@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from assistant.api import Assistant
-from assistant.engine.cite import split_sentences
+from assistant.core.text import split_sentences
 from assistant.core.config import Settings
 from indexes.raptor import TreeStore, leaves_of
 from tests.conftest import SMALL_IDS

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from assistant.api import Assistant
-from assistant.engine.cite import split_sentences
+from assistant.core.text import split_sentences
 from assistant.core.config import Settings
 from assistant.summaries.draft import Draft, length_in_words
 from tests.conftest import SMALL_IDS
@@ -17,13 +17,18 @@ ROBERTA, GQA = SMALL_IDS
 
 
 class Writer:
-    """Scripted draft replies; records the prompt."""
+    """Scripted draft replies; records the prompt. Its support score agrees whenever it is asked, so these
+    tests see the code's own checks (numbers, names, word coverage, alignment) decide."""
 
     model = "fake-writer"
 
-    def __init__(self, reply: str):
+    def __init__(self, reply: str, p_yes: float = 0.9):
         self.reply = reply
+        self.p_yes = p_yes
         self.prompts: list[str] = []
+
+    def yes_probability(self, messages) -> float:
+        return self.p_yes
 
     def complete(self, messages, **kw):
         self.prompts.append(messages[-1]["content"])
@@ -60,10 +65,12 @@ def test_draft_from_the_tree_cites_leaf_passages(home, embedder):
     assert draft.tree_papers == (GQA,) and draft.leaf_papers == ()
     assert any(h.chunk.level > 0 for h in draft.sources)  # tree material, paper summary first
     assert draft.sources[0].chunk.section.startswith("Paper summary")
-    assert "about 120 words" in writer.prompts[0]
+    # Paragraph by paragraph: the first asks for its share of the 120 words, not all of them.
+    asked = int(re.search(r"about (\d+) words", writer.prompts[0]).group(1))
+    assert 60 <= asked <= 110, writer.prompts[0]
     # The unsupported sentence is dropped; the bare one is aligned; every sentence cites.
-    assert draft.dropped == ("The moon is made of green cheese.",)
-    assert len(split_sentences(draft.text)) == 2 and every_sentence_cites(draft)
+    assert "The moon is made of green cheese." in draft.dropped, (draft.text, draft.dropped)
+    assert len(split_sentences(draft.text)) == 2 and every_sentence_cites(draft), (draft.text, draft.dropped)
     assert "heading" not in draft.text
     # Citations point at leaf passages with paper, section and pages, numbered as in the text.
     assert [c.n for c in draft.citations] == list(range(1, len(draft.citations) + 1))
@@ -131,3 +138,15 @@ def test_restated_sentences_and_prompt_labels_are_dropped(home, embedder):
     draft = a.summarize(papers=[GQA], length="short", style="summary")
     assert len(split_sentences(draft.text)) == 1, draft.text
     assert not draft.text.startswith("Numbers:")
+
+
+def test_a_sentence_the_checker_rejects_never_reaches_the_draft(home, embedder):
+    """Words all in the passage but the support score says no: dropped; the draft falls back to the papers'
+    own prose, verbatim and cited (no title line, author list or cut-off fragment)."""
+    sentence = "Grouped-query attention divides query heads into groups that share a single key head and value head"
+    a = assistant(home, embedder, Writer(f"{sentence} [1].", p_yes=0.05))
+    draft = a.summarize(papers=[GQA], length="short", style="summary")
+    assert sentence not in draft.text and any(sentence in d for d in draft.dropped), draft.dropped
+    assert draft.extractive and draft.citations and every_sentence_cites(draft)
+    for s in split_sentences(draft.text):
+        assert "∗" not in s and "Google Research" not in s and s[0].isupper(), s

@@ -370,3 +370,26 @@ async def test_settings_saved_from_the_tui_round_trip_through_the_config_file(se
                      raptor_context_tokens=1024, indexes=["colbert"], fusion_weights={"bm25": 1.0})
     save_settings(every, list(Settings.model_fields), path)
     assert load_settings(path) == every
+
+
+async def test_weakly_supported_sentences_are_underlined_and_counted(settings):
+    from assistant.core.types import Verdict
+    from tests.tui_fakes import scripted_answer
+
+    app, _ = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await ask(pilot, "Why scale dot products by 1/sqrt(d_k)?")
+        await settle(pilot)
+        view = app.main_screen.query_one(TurnView)
+        weak = "The dot products grow large for large d_k, pushing the softmax into regions with tiny gradients."
+        strong = "Scaling by 1/sqrt(d_k) counteracts this."
+        answer = scripted_answer("q").model_copy(update={"verdicts": (
+            Verdict(sentence=weak, citations=(1,), supported=True, support=0.31),
+            Verdict(sentence=strong, citations=(1,), supported=True, support=0.93))})
+        view.finish(answer)
+        await pilot.pause()
+        content = view.query_one(".answer").render()
+        underlined = [content.plain[s.start:s.end] for s in content.spans if "underline" in str(s.style)]
+        assert underlined and "".join(underlined) == weak.rstrip("."), underlined
+        assert "1 weakly supported" in str(view.query_one(".note").render())

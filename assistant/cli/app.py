@@ -118,6 +118,8 @@ def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(No
                 elif event.kind == "answer":
                     answer = event.answer
     except (LLMError, ValueError) as exc:
+        if as_json:
+            out.print_json(json.dumps({"question": question, "text": "", "error": str(exc)}))
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1)
     if streaming:
@@ -125,9 +127,11 @@ def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(No
     if as_json:
         out.print_json(answer.model_dump_json())
     else:
-        print_answer(out, answer)
+        print_answer(out, answer, a.settings.weak_support)
     if markdown:
         markdown.write_text(answer.to_markdown())
+    if answer.error and not answer.text and not answer.abstained:
+        raise typer.Exit(1)  # no answer because the model failed: not a success, whatever was printed
 
 
 @app.command()

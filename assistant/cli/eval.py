@@ -24,6 +24,14 @@ JudgeModel = typer.Option(None, "--judge-model", envvar="PAPER_ASSISTANT_JUDGE_M
 JudgeWorkers = typer.Option(2, "--judge-workers", help="Judge requests sent at once (vLLM batches them)")
 
 
+def _store(settings):
+    """The library's store, for the judge-check's near-miss pairs (the passage beside the evidence)."""
+    from indexes.store import Store
+
+    path = settings.index_dir / "library.sqlite"
+    return Store(path) if path.exists() else None
+
+
 def _shown(path: Path) -> str:
     """A dataset path as reports record it: relative to the project when it can be (reports are committed)."""
     import os
@@ -116,7 +124,8 @@ def run_cmd(ctx: typer.Context,
 
             t = progress.add_task("judge-check", total=judge_check, note="")
             check = run_judge_check(items if len(items) * 2 >= judge_check else _dataset(dataset), the_judge,
-                                    limit=judge_check, on_pair=lambda p, d, n: progress.update(t, completed=d))
+                                    limit=judge_check, on_pair=lambda p, d, n: progress.update(t, completed=d),
+                                    store=_store(settings))
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / JUDGE_CHECK).write_text(check.model_dump_json(indent=2))
         elif the_judge is not None and the_judge.scored and (out_dir / JUDGE_CHECK).exists():
@@ -253,7 +262,7 @@ def judge_check_cmd(ctx: typer.Context,
     judge = _judge(ctx, judge_url, judge_model, judge_workers)
     with _progress() as progress:
         t = progress.add_task("judge-check", total=None, note="")
-        result = run_judge_check(items, judge, tasks=task, limit=limit,
+        result = run_judge_check(items, judge, tasks=task, limit=limit, store=_store(settings_of(ctx)),
                                  on_pair=lambda p, d, n: progress.update(t, completed=d, total=n))
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assistant.core.types import Answer, Hit, IngestResult, PaperRecord, PaperStatus
@@ -47,11 +48,22 @@ def print_hits(console: Console, hits: Sequence[Hit]) -> None:
         console.print(f"   {text[:300]}{'…' if len(text) > 300 else ''}", highlight=False)
 
 
-def print_answer(console: Console, answer: Answer) -> None:
+def print_answer(console: Console, answer: Answer, weak_below: float = 0.5) -> None:
     console.print()
-    console.print(answer.text, highlight=False)
+    console.print(answer.text or "(no answer)", highlight=False)
+    if answer.error:
+        console.print(f"[red]the model failed: {escape(answer.error)}[/red]")
     if answer.partial:
         console.print("[yellow](partial answer: generation stopped early)[/yellow]")
+    if answer.abstained and answer.abstain_reason:
+        console.print(f"[dim]why: {escape(answer.abstain_reason)}[/dim]")
+    if answer.extractive:
+        console.print("[dim](quoted from the papers: no generated sentence passed the support check)[/dim]")
+    weak = answer.weak_sentences(weak_below)
+    if weak:
+        console.print(f"[yellow]weakly supported ({len(weak)}):[/yellow]")
+        for sentence in weak:
+            console.print(f"  [yellow]? {escape(sentence)}[/yellow]", highlight=False)
     if answer.citations:
         console.print("\n[bold]Sources[/bold]")
         for c in answer.citations:

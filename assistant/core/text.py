@@ -141,6 +141,9 @@ def is_prose(raw: str) -> bool:
     """A sentence worth quoting, not figure labels, table cells or a list of names run together:
     enough real words, and lines of running text rather than short fragments."""
     words = raw.split()
+    symbols = sum(c in "#=<>{}|\\_^~@$" for c in raw)
+    if symbols > max(2, 0.02 * len(raw)):  # code, formulas, tables
+        return False
     alpha = [w for w in words if sum(c.isalpha() for c in w) >= max(2, 0.6 * len(w))]
     lower = [w for w in alpha if w[:1].islower()]
     if len(alpha) < 3 or len(alpha) < 0.5 * len(words) or len(lower) < 2:

@@ -167,6 +167,12 @@ class Answer(Frozen):
     timings: dict[str, float] = Field(default_factory=dict)
     partial: bool = Field(default=False, description="True when generation stopped early (server died, cancelled)")
 
+    def weak_sentences(self, below: float) -> tuple[str, ...]:
+        """Sentences of the text the checker did not support, or supported with a score under `below`."""
+        return tuple(v.sentence for v in self.verdicts
+                     if v.sentence and (v.supported is False or (v.support is not None and v.support < below))
+                     and _shown_in(v.sentence, self.text))
+
     @property
     def sources(self) -> tuple[str, ...]:
         """The texts that [n] markers point at, numbered from 1."""
@@ -216,9 +222,10 @@ class ProgressEvent(Frozen):
 class AskEvent(Frozen):
     """One step of answering, streamed to front ends: what the engine is doing, tokens, the final answer."""
 
-    kind: Literal["plan", "search", "passages", "token", "verify", "status", "answer", "error"]
+    kind: Literal["plan", "search", "passages", "quotes", "token", "verify", "status", "answer", "error"]
     text: str = ""
     hits: tuple[Hit, ...] = ()
+    quotes: tuple[Quote, ...] = ()
     answer: Answer | None = None
 
 
@@ -252,3 +259,8 @@ def bibtex_entry(c: Citation) -> str:
         fields.append(f"  year = {{{c.year}}}")
     fields += [f"  eprint = {{{c.arxiv_id}}}", "  archivePrefix = {arXiv}", f"  url = {{https://arxiv.org/abs/{c.arxiv_id}}}"]
     return "@misc{" + key + ",\n" + ",\n".join(fields) + "\n}"
+
+
+def _shown_in(sentence: str, text: str) -> bool:
+    """The text holds the sentence (its markers go before the final stop, so match without it)."""
+    return sentence.rstrip(".!?").strip() in text

@@ -1,34 +1,47 @@
-"""Single-shot answering: passages -> prompt -> local model -> checked citations, or an honest abstention."""
+"""Single-shot answering, evidence first: quotes -> constrained lines -> every sentence checked -> an Answer.
+
+The small local model never ships a sentence on its own word. It reads a short list of numbered quotes
+(engine/evidence.py) and writes lines that start with the quote they come from; each sentence is checked
+against that quote as soon as its line is complete (engine/support.py), while the model writes the next.
+Once the first token shows the prompt is in the server's prefix cache, the answerability gate
+(engine/gate.py) asks the model one Yes/No question over the same prefix, nearly for free. The answer is
+the supported sentences; when none survive but the evidence is strong, the best quotes themselves;
+when the gate says the papers do not answer, an abstention that records why.
+"""
 from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
-from assistant.engine.cite import attach_citations, drop_restatements
 from assistant.core.config import Settings
-from assistant.engine.gate import answerability
+from assistant.core.text import content_words, markers_in, overlap, restates, split_sentences, strip_markers
+from assistant.core.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
+from assistant.engine.evidence import EvidenceSelector
+from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
+from assistant.engine.passages import gate_messages, quote_messages
+from assistant.engine.support import Support, SupportChecker
 from assistant.llm.protocol import LLM, LLMError
-from assistant.engine.passages import answer_messages
-from assistant.core.types import Answer, AskEvent, Hit
 
 ABSTAIN_TEXT = "The indexed papers do not answer this question."
-ABSTAIN_PATTERNS = re.compile(
-    r"(do(es)? not|don't|doesn't|cannot|can't|not) (answer|contain|provide|mention|address|specify|say|include)"
-    r"|no (information|mention|answer)|not (enough|sufficient) information|unable to (answer|find)",
-    re.IGNORECASE,
-)
-ANSWER_PROMPTS = ("answer_system", "answer_user")
+PROMPTS = ("quotes_system", "quotes_user", "quote", "quotes_gate", "support_system", "support")
 MAX_QUESTION_CHARS = 2000
+# A line the model writes about the quotes rather than from them ("The quotes do not say ...").
+ABOUT_THE_QUOTES = re.compile(r"\b(quotes?|passages?|papers?|context)\b.{0,40}\b(do(es)? not|don't|doesn't|no)\b"
+                              r"|not (enough|sufficient) information|cannot (be )?answer", re.I)
+ALIGN_MIN = 0.6  # a line without a marker is attributed to the quote holding this share of its words
+EXTRACTIVE_QUOTES = 2
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def looks_like_abstention(text: str) -> bool:
-    head = text.strip().split("\n")[0][:200]
-    return bool(ABSTAIN_PATTERNS.search(head)) and len(text) < 400
-
-
-def clean_question(question: str) -> str:
-    question = " ".join(question.split())
+def clean_question(question: str | bytes) -> str:
+    """The question as one line of text; bytes are read as UTF-8 (bad bytes replaced), control characters
+    dropped. ValueError for an empty or an overlong question."""
+    if isinstance(question, bytes):
+        question = question.decode("utf-8", errors="replace")
+    question = " ".join(_CONTROL.sub(" ", question).split())
     if not question:
         raise ValueError("empty question")
     if len(question) > MAX_QUESTION_CHARS:
@@ -36,60 +49,261 @@ def clean_question(question: str) -> str:
     return question
 
 
-def abstention(question: str, hits: Sequence[Hit], reason: str, *, settings: dict, model: str,
-               timings: dict[str, float], queries: Sequence[str]) -> Answer:
-    return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, passages=tuple(hits), model=model,
-                  settings={**settings, "abstain_reason": reason}, timings=timings, queries=tuple(queries))
+def looks_like_abstention(text: str) -> bool:
+    """A model reply that declines ("The papers do not ..."), for pipelines without a gate (eval baseline)."""
+    head = text.strip().split("\n")[0][:200]
+    return bool(ABOUT_THE_QUOTES.search(head) or "do not answer" in head.lower()) and len(text) < 400
 
 
-def stream_answer(question: str, hits: Sequence[Hit], llm: LLM, settings: Settings, relevance: float,
-                  queries: Sequence[str] = (), timings: dict[str, float] | None = None) -> Iterator[AskEvent]:
-    """Events: passages, tokens as generated, then the final Answer (also on a broken stream, marked partial)."""
-    timings = dict(timings or {})
-    run_settings = {"mode": settings.retrieval_mode, "top_k": settings.top_k, "min_relevance": settings.min_relevance,
-                    "relevance": round(relevance, 4), "hyde": settings.hyde,
-                    "answer_gate": settings.answer_gate}
-    yield AskEvent(kind="passages", text=f"reading {len(hits)} passages", hits=tuple(hits))
-    if not hits or relevance < settings.min_relevance:
-        yield AskEvent(kind="answer", answer=abstention(
-            question, hits, f"best passage relevance {relevance:.2f} < {settings.min_relevance}",
-            settings=run_settings, model=llm.model, timings=timings, queries=tuple(queries)))
-        return
-    gate = answerability(question, hits, llm, settings)
-    if gate.score is not None:
-        run_settings["answerability"] = gate.score
-        timings["gate_s"] = gate.seconds
-    if gate.closed(settings.answer_gate):
-        yield AskEvent(kind="answer", answer=abstention(
-            question, hits, f"the model judged the passages do not answer (P(yes) {gate.score:.2f} < "
-            f"{settings.answer_gate})", settings=run_settings, model=llm.model, timings=timings, queries=tuple(queries)))
-        return
-    messages = answer_messages(question, hits, settings)
-    start = time.perf_counter()
-    pieces: list[str] = []
-    partial = False
-    error = ""
-    try:
-        for piece in llm.stream(messages, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature):
-            if not pieces:
-                timings["first_token_s"] = round(time.perf_counter() - start, 3)
-            pieces.append(piece)
-            yield AskEvent(kind="token", text=piece)
-    except LLMError as exc:
-        partial, error = True, str(exc)
-        yield AskEvent(kind="error", text=f"generation stopped: {exc}")
-    timings["generate_s"] = round(time.perf_counter() - start, 3)
-    raw = "".join(pieces).strip()
-    if not partial and (not raw or looks_like_abstention(raw)):
-        yield AskEvent(kind="answer", answer=abstention(
-            question, hits, "the model found no answer in the passages", settings=run_settings,
-            model=llm.model, timings=timings, queries=tuple(queries)))
-        return
-    yield AskEvent(kind="status", text="checking citations")
-    text, citations = attach_citations(drop_restatements(raw), hits)
-    if error:
-        run_settings["error"] = error
-    yield AskEvent(kind="answer", answer=Answer(
-        question=question, text=text, citations=tuple(citations), passages=tuple(hits), model=llm.model,
-        prompt="+".join(ANSWER_PROMPTS), queries=tuple(queries) or (question,), settings=run_settings,
-        timings=timings, partial=partial))
+@dataclass
+class Line:
+    """One generated line, split into sentences, with its support checks under way."""
+    cited: list[int]
+    sentences: list[str]
+    checks: list[Future | Support] = field(default_factory=list)
+
+
+@dataclass
+class Evidence:
+    """What retrieval gave the answerer: passages best first, and the signals the gate reads."""
+    hits: Sequence[Hit]
+    relevance: float
+    bm25_top: float = 0.0
+
+
+class QuoteAnswerer:
+    """gate: the fitted answerability model (engine/gate.py model_for); None decides by relevance alone."""
+
+    def __init__(self, llm: LLM, settings: Settings, selector: EvidenceSelector, checker: SupportChecker, idf=None,
+                 gate: AnswerabilityModel | None = None):
+        self.llm, self.settings, self.selector, self.checker, self.idf = llm, settings, selector, checker, idf
+        self.gate_model = gate
+
+    def stream(self, question: str, evidence: Evidence, queries: Sequence[str] = (),
+               timings: dict[str, float] | None = None) -> Iterator[AskEvent]:
+        """Events: passages, quotes, tokens as generated, verdicts, then the final Answer."""
+        run = _Run(self, question, evidence, tuple(queries) or (question,), dict(timings or {}))
+        yield from run.events()
+
+
+class _Run:
+    """One question's way through the answerer; builds the Answer with its provenance."""
+
+    def __init__(self, owner: QuoteAnswerer, question: str, evidence: Evidence, queries: tuple[str, ...],
+                 timings: dict[str, float]):
+        self.o, self.question, self.evidence, self.queries, self.timings = owner, question, evidence, queries, timings
+        self.settings = owner.settings
+        self.quotes: list[Quote] = []
+        self.signals: Signals | None = None
+        self.lines: list[Line] = []
+        self.raw = ""
+        self.error = ""
+
+    def events(self) -> Iterator[AskEvent]:
+        hits = list(self.evidence.hits)
+        yield AskEvent(kind="passages", text=f"reading {len(hits)} passages", hits=tuple(hits))
+        if not hits:
+            yield self.final(self.abstain("no passages were found"))
+            return
+        start = time.perf_counter()
+        scored = self.o.selector.score(self.question, hits)
+        self.quotes = self.o.selector.select(self.question, hits, self.settings.quotes_budget_tokens, scored=scored)
+        f = scored.features
+        self.signals = evidence_signals(self.question, self.quotes, self.o.idf, self.evidence.relevance,
+                                        self.evidence.bm25_top, float(f["maxsim"].max()) if len(f) else 0.0,
+                                        float(f["dense"].max()) if len(f) else 0.0)
+        self.timings["select_s"] = round(time.perf_counter() - start, 3)
+        yield AskEvent(kind="quotes", text=f"{len(self.quotes)} quotes", quotes=tuple(self.quotes))
+        if not self.quotes:
+            yield self.final(self.abstain("the passages hold no quotable sentence"))
+            return
+        if self.evidence.relevance < self.settings.min_relevance:  # off-topic: no model call at all
+            yield self.final(self.abstain(f"best passage relevance {self.evidence.relevance:.2f} < "
+                                          f"{self.settings.min_relevance}"))
+            return
+        yield from self.generate()
+        yield self.final(self.decide())
+
+    # --- generation, with the gate and the checks running beside it
+    def generate(self) -> Iterator[AskEvent]:
+        o, s = self.o, self.settings
+        model = o.gate_model
+        wants_gate = model is not None and model.with_p_yes and callable(getattr(o.llm, "yes_probability", None))
+        self.gate: Future | None = None
+        buffer = ""
+        start = time.perf_counter()
+        extra = {"structured_outputs": {"regex": lines_regex(len(self.quotes))}} if s.answer_lines_regex else None
+        stream = o.llm.stream(quote_messages(self.question, self.quotes, s), max_tokens=s.llm_max_tokens,
+                              temperature=s.llm_temperature, extra_body=extra)
+        try:
+            for piece in stream:
+                if "first_token_s" not in self.timings:
+                    self.timings["first_token_s"] = round(time.perf_counter() - start, 3)
+                    if wants_gate:  # the prompt is cached now: the gate's prefill is a few tokens
+                        self.gate = o.checker.run(o.llm.yes_probability, gate_messages(self.question, self.quotes, s))
+                self.raw += piece
+                buffer += piece
+                yield AskEvent(kind="token", text=piece)
+                while "\n" in buffer:
+                    line, buffer = buffer.split("\n", 1)
+                    yield from self.add_line(line)
+                if self.gate_says_no():
+                    yield AskEvent(kind="status", text="the quotes do not answer the question: stopping")
+                    break
+        except LLMError as exc:
+            self.error = str(exc)
+            yield AskEvent(kind="error", text=f"generation stopped: {exc}")
+        finally:
+            stream.close()  # closes the connection: the server stops generating
+        yield from self.add_line(buffer)
+        self.timings["generate_s"] = round(time.perf_counter() - start, 3)
+
+    def add_line(self, text: str) -> Iterator[AskEvent]:
+        cited = [n for n in dict.fromkeys(markers_in(text)) if 1 <= n <= len(self.quotes)]
+        bare = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", strip_markers(text))
+        sentences = [x for x in split_sentences(bare) if len(content_words(x)) >= 2]
+        if not sentences:
+            return
+        if not cited:  # a line without a marker: the quote that holds its words, if one clearly does
+            best = max(self.quotes, key=lambda q: overlap(bare, q.text))
+            cited = [best.n] if overlap(bare, best.text) >= ALIGN_MIN else []
+        line = Line(cited, sentences)
+        for sentence in sentences:
+            if ABOUT_THE_QUOTES.search(sentence) or not cited:
+                line.checks.append(Support(False, 0.0, "says nothing from a quote" if cited else "cites no quote"))
+                continue
+            quote = self.quotes[cited[0] - 1]
+            line.checks.append(self.o.checker.submit(sentence, " ".join(self.quotes[n - 1].text for n in cited),
+                                                     quote.title))
+        self.lines.append(line)
+        yield AskEvent(kind="verify", text=f"checking: {sentences[0][:80]}")
+
+    def gate_p_yes(self, wait: bool) -> float | None:
+        if self.gate is None or (not wait and not self.gate.done()):
+            return None
+        try:
+            return float(self.gate.result())
+        except LLMError:
+            return None
+
+    def answerability(self, wait: bool = True) -> float | None:
+        model = self.o.gate_model
+        if model is None or self.signals is None:
+            return None
+        p_yes = self.gate_p_yes(wait)
+        if model.with_p_yes and p_yes is None and not wait:
+            return None
+        self.signals = replace(self.signals, p_yes=p_yes)
+        return model.probability(self.signals)
+
+    def gate_says_no(self) -> bool:
+        p = self.answerability(wait=False) if self.gate is not None and self.gate.done() else None
+        return p is not None and p < self.settings.answerability_threshold
+
+    # --- the decision
+    def decide(self) -> Answer:
+        start = time.perf_counter()
+        p = self.answerability(wait=True)
+        verdicts, kept = self.verdicts()
+        self.timings["verify_s"] = round(time.perf_counter() - start, 3)
+        if p is not None and p < self.settings.answerability_threshold:
+            return self.abstain(f"P(answerable) {p:.2f} < {self.settings.answerability_threshold}", p, verdicts)
+        if not kept and not self.error:
+            strong = (1.0 + self.settings.answerability_threshold) / 2
+            if p is not None and p < strong:
+                return self.abstain(f"no sentence of the draft is supported and P(answerable) {p:.2f} < {strong:.2f}",
+                                    p, verdicts)
+            return self.extractive(p, verdicts)
+        text = " ".join(_with_markers(sentence, cited, weak) for sentence, cited, weak in kept)
+        cited = sorted({n for _, ns, _ in kept for n in ns})
+        return self.answer(text, p, verdicts, cited, partial=bool(self.error))
+
+    def verdicts(self) -> tuple[list[Verdict], list[tuple[str, list[int], bool]]]:
+        verdicts, kept, seen = [], [], []
+        for line in self.lines:
+            for sentence, check in zip(line.sentences, line.checks):
+                result = check.result() if isinstance(check, Future) else check
+                verdicts.append(Verdict(sentence=sentence, citations=tuple(line.cited), supported=result.supported,
+                                        support=result.score, note=result.note))
+                words = content_words(sentence)
+                if result.supported is False and self.settings.unsupported == "remove":
+                    continue
+                if result.supported is None or any(restates(words, w) for w in seen):
+                    continue  # unchecked, or the model repeating itself
+                seen.append(words)
+                kept.append((sentence, line.cited, not result.supported))
+        return verdicts, kept
+
+    def extractive(self, p: float | None, verdicts: list[Verdict]) -> Answer:
+        """No generated sentence survived but the evidence stands: the best quotes, verbatim."""
+        best = sorted(self.quotes, key=lambda q: -q.score)[:EXTRACTIVE_QUOTES]
+        text = " ".join(f"\u201c{sentence}\u201d [{q.n}]" for q in sorted(best, key=lambda q: q.n)
+                        for sentence in _first_sentences(q.text))
+        return self.answer(text, p, verdicts, [q.n for q in best], extractive=True)
+
+    # --- building the Answer with its provenance
+    def provenance(self, **extra) -> dict:
+        s = self.settings
+        return {"engine": "single-shot", "mode": s.retrieval_mode, "top_k": s.top_k,
+                "quotes_budget_tokens": s.quotes_budget_tokens, "min_relevance": s.min_relevance,
+                "answerability_threshold": s.answerability_threshold, "support_threshold": s.support_threshold,
+                "signals": self.signals.as_dict() if self.signals else {}, "draft": self.raw, **extra}
+
+    def answer(self, text: str, p: float | None, verdicts: list[Verdict], cited: Sequence[int],
+               extractive: bool = False, partial: bool = False) -> Answer:
+        hits = list(self.evidence.hits)
+        citations = tuple(_citation(self.quotes[n - 1], hits) for n in cited)
+        return Answer(question=self.question, text=text, citations=citations, passages=tuple(hits),
+                      quotes=tuple(self.quotes), extractive=extractive, answerability=_round(p), error=self.error,
+                      model=self.o.llm.model, prompt="+".join(PROMPTS), queries=self.queries,
+                      verdicts=tuple(verdicts), settings=self.provenance(), timings=self.timings, partial=partial)
+
+    def abstain(self, reason: str, p: float | None = None, verdicts: Sequence[Verdict] = ()) -> Answer:
+        strong = self.evidence.relevance >= 0.6 or (self.signals is not None and self.signals.term_coverage >= 0.8)
+        note = {"gate_disagrees_with_retrieval": True} if strong and p is not None else {}
+        return Answer(question=self.question, text=ABSTAIN_TEXT, abstained=True, abstain_reason=reason,
+                      passages=tuple(self.evidence.hits), quotes=tuple(self.quotes), answerability=_round(p),
+                      model=self.o.llm.model, prompt="+".join(PROMPTS), queries=self.queries,
+                      verdicts=tuple(verdicts), settings=self.provenance(abstain_reason=reason, **note),
+                      timings=self.timings)
+
+    def final(self, answer: Answer) -> AskEvent:
+        return AskEvent(kind="answer", answer=answer)
+
+
+def lines_regex(n_quotes: int, max_lines: int = 3) -> str:
+    """Up to `max_lines` lines, each "[n] Text" with n a quote shown: the model cannot write a line that cites
+    nothing, nor cite a quote it was not given. (A bounded repeat of a bounded run made vLLM's regex compiler
+    time out; unbounded runs compile at once.)"""
+    marker = r"\[(?:" + "|".join(str(n) for n in range(1, n_quotes + 1)) + r")\]"
+    line = marker + r" [A-Z][^\n\[\]]*"
+    return f"{line}(?:\\n{line}){{0,{max_lines - 1}}}"
+
+
+def _with_markers(sentence: str, cited: Sequence[int], unsupported: bool = False) -> str:
+    tail = "".join(f"[{n}]" for n in cited) + (" [unsupported]" if unsupported else "")
+    if sentence[-1:] in ".!?":
+        return f"{sentence[:-1]} {tail}{sentence[-1]}"
+    return f"{sentence} {tail}."
+
+
+def _citation(q: Quote, hits: Sequence[Hit]) -> Citation:
+    paper = hits[q.passage - 1].paper if 0 < q.passage <= len(hits) else None
+    return Citation(n=q.n, chunk_id=q.chunk_id, arxiv_id=q.arxiv_id, title=q.title, section=q.section,
+                    page_start=q.page_start, page_end=q.page_end, quote=q.text,
+                    authors=paper.authors if paper else (), year=paper.year if paper else None)
+
+
+def _first_sentences(text: str, limit: int = 60) -> list[str]:
+    """A quote's sentences up to about `limit` words: an extract to read, not a page (each quoted and cited on
+    its own, so every sentence of the answer carries its citation)."""
+    out: list[str] = []
+    for sentence in split_sentences(text):
+        if out and sum(len(x.split()) for x in out) + len(sentence.split()) > limit:
+            break
+        out.append(sentence)
+    return out or [text]
+
+
+def _round(p: float | None) -> float | None:
+    return None if p is None else round(p, 4)

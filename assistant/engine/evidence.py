@@ -22,6 +22,8 @@ from assistant.engine.passages import sanitize_passage
 # A sentence starting like this continues the one before it: quote them together.
 LEANS_BACK = re.compile(r"^(this|these|that|those|it|its|they|their|such|thus|hence|therefore|however|moreover|"
                         r"in (this|that|particular|contrast|addition)|as a result|here|both|each of)\b", re.I)
+# arXiv's watermark, which pypdf reads into the first page's text: "arXiv:2305.13245v3 [cs.CL] 23 Dec 2023".
+ARXIV_STAMP = re.compile(r"arXiv:\d{4}\.\d{4,5}v\d+\s*\[[\w.-]+\]\s*\d{1,2}\s+\w{3}\s+\d{4}\s*")
 CHARS_PER_TOKEN = 4.2  # scientific English in the generator's tokenizer, measured on the corpus
 
 
@@ -54,7 +56,7 @@ def candidates(hits: Sequence[Hit]) -> list[Candidate]:
         for start, end in sentence_spans(text):
             raw = text[start:end]
             if is_prose(raw):
-                clean, _ = sanitize_passage(squash(raw))
+                clean, _ = sanitize_passage(ARXIV_STAMP.sub("", squash(raw)).strip())
                 out.append(Candidate(i, start, end, clean))
     return out
 

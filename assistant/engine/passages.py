@@ -10,25 +10,35 @@ from typing import Sequence
 
 from assistant.core.config import Settings
 from assistant.core.prompts import load_prompt
-from assistant.core.types import Hit
+from assistant.core.types import Hit, Quote
 from assistant.llm.protocol import Message
 
-# Sentences in a passage that address the model rather than the reader.
+# Sentences in a passage that address the model rather than the reader: not only "ignore previous
+# instructions" but the orders around it ("reply only with ...", "do not cite any passage", "IMPORTANT
+# SYSTEM NOTE"), chat-template tokens and role prefixes. Papers do not talk to their reader this way.
 INSTRUCTION_LIKE = re.compile(
     r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(previous|prior|above|earlier|all|any|system|your)\b"
     r"[^.!?\n]{0,30}\b(instructions?|prompts?|rules?|directions?|context)\b"
-    r"|\byou are now\b|\bnew instructions?\s*:|\bsystem prompt\b|\bas an ai (language )?model\b"
-    r"|<\|im_(start|end)\|>|\b(assistant|system)\s*:\s",
-    re.IGNORECASE,
+    r"|\byou are now\b|\bnew instructions?\s*:|\bsystem (prompt|note|message|override)\b|\bas an ai (language )?model\b"
+    r"|\b(important|urgent|attention)\b[^.!?\n]{0,12}\b(note|notice|message|instructions?)\s*(to|for)?\s*[:!-]"
+    r"|\b(reply|respond|answer|output|print|say)\b[^.!?\n]{0,12}\bonly\b[^.!?\n]{0,12}\b(with|the word|the phrase)\b"
+    r"|\bdo not (cite|answer|mention|reveal|use|follow|quote)\b[^.!?\n]{0,20}\b(question|passages?|sources?|"
+    r"instructions?|users?|citations?|context)\b"
+    r"|\b(language model|assistant|chatbot|ai)\b[^.!?\n]{0,20}\b(must|should|shall)\b[^.!?\n]{0,20}\b(reply|respond|answer|say|output)\b"
+    r"|<\|im_(start|end)\|>|<\|endoftext\|>|\[/?INST\]|^\s*(assistant|system|user)\s*:\s|\b(assistant|system)\s*:\s",
+    re.IGNORECASE | re.MULTILINE,
 )
+TEMPLATE_TOKEN = re.compile(r"<\|im_start\|>\s*(system|user|assistant)?|<\|[a-z_]{2,20}\|>|\[/?INST\]", re.IGNORECASE)
 SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|$)")
 REMOVED = "[text addressed to the reader model removed]"
 
 
 def sanitize_passage(text: str) -> tuple[str, bool]:
     """Cut sentences that read like instructions to a model; (clean text, whether anything was cut)."""
+    # Chat-template tokens are never paper text; a turn they open becomes a role line ("system: ..."), cut below.
+    text, tokens = TEMPLATE_TOKEN.subn(lambda m: f"\n{m.group(1)}: " if m.group(1) else "\n", text)
     if not INSTRUCTION_LIKE.search(text):
-        return text, False
+        return (" ".join(text.split()), True) if tokens else (text, False)
     kept: list[str] = []
     for sentence in SENTENCE.findall(text):
         if not sentence.strip():
@@ -61,3 +71,29 @@ def answer_messages(question: str, hits: Sequence[Hit], settings: Settings) -> l
     user = load_prompt("answer_user", settings.prompts_dir).render(passages=format_passages(hits, settings),
                                                                   question=question)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def format_quotes(quotes: Sequence[Quote], settings: Settings) -> str:
+    template = load_prompt("quote", settings.prompts_dir)
+    return "\n".join(template.render(n=q.n, title=q.title or q.arxiv_id, section=q.section or "-",
+                                     pages=_pages(q.page_start, q.page_end), text=q.text) for q in quotes)
+
+
+def quote_messages(question: str, quotes: Sequence[Quote], settings: Settings) -> list[Message]:
+    """The answer prompt: a fixed system prompt first (cached by the server across questions), then the quotes
+    and the question; the gate's prompt starts the same way, so the answer reuses its prefill."""
+    system = load_prompt("quotes_system", settings.prompts_dir).render()
+    user = load_prompt("quotes_user", settings.prompts_dir).render(quotes=format_quotes(quotes, settings),
+                                                                  question=question)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def gate_messages(question: str, quotes: Sequence[Quote], settings: Settings) -> list[Message]:
+    system = load_prompt("quotes_system", settings.prompts_dir).render()
+    user = load_prompt("quotes_gate", settings.prompts_dir).render(quotes=format_quotes(quotes, settings),
+                                                                  question=question)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _pages(start: int, end: int) -> str:
+    return f"p. {start}" if start == end else f"pp. {start}-{end}"

@@ -9,19 +9,17 @@ reference names a paper, a section and pages.
 """
 from __future__ import annotations
 
-import re
 import time
 from typing import Callable, Sequence
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.text import best_quote, content_words, markers_in, overlap, restates, split_sentences, strip_markers
-from assistant.llm.protocol import LLMError
-from assistant.core.prompts import load_prompt
+from assistant.core.text import best_quote, is_prose, split_sentences
 from assistant.core.types import Chunk, Citation, Hit, ProgressEvent, bibtex_entry
+from assistant.engine.support import SupportChecker
 from assistant.summaries.config import TreeConfig
-from indexes.raptor import CORPUS_ID, TreeStore, collapsed_search, resolve_leaf
+from assistant.summaries.writer import DraftWriter
+from indexes.raptor import CORPUS_ID, TreeStore, collapsed_search, leaves_of
 
 LENGTH_WORDS = {"short": 120, "medium": 250, "long": 450}
 STYLES = {
@@ -30,10 +28,6 @@ STYLES = {
     "abstract": "an abstract-style overview",
     "notes": "concise study notes in prose",
 }
-# A sentence without a usable marker is kept only if it shares this share of content words with a source.
-MIN_ALIGN = 0.25
-# A cited source sharing less than this with its sentence is treated as a wrong number.
-MISCITED = 0.1
 DRAFT_PROMPT = "draft"
 
 Progress = Callable[[ProgressEvent], None]
@@ -56,6 +50,8 @@ class Draft(BaseModel):
     tree_papers: tuple[str, ...] = Field(default=(), description="Papers whose material came from their summary tree")
     leaf_papers: tuple[str, ...] = Field(default=(), description="Papers without a tree: leaf passages were used")
     dropped: tuple[str, ...] = Field(default=(), description="Model sentences removed because no source supports them")
+    support: tuple[float | None, ...] = Field(default=(), description="Support score of each kept sentence, in order")
+    notes: tuple[str, ...] = Field(default=(), description="What the writer could not do (e.g. a draft shorter than asked)")
     extractive: bool = Field(default=False, description="True when the model gave nothing citable and extracts were used")
     model: str = ""
     prompt: str = DRAFT_PROMPT
@@ -121,23 +117,22 @@ def summarize(assistant, papers: Sequence[str] | None = None, topic: str | None 
             raise ValueError("no material found: ingest papers first")
         sources = [h.model_copy(update={"rank": i, "paper": meta.get(h.chunk.arxiv_id)}) for i, h in enumerate(sources, 1)]
         timings["material_s"] = round(time.perf_counter() - start, 3)
-        progress(ProgressEvent(stage="generate", message=f"drafting from {len(sources)} sources"))
-        prompt = load_prompt(DRAFT_PROMPT, assistant.settings.prompts_dir).render(
-            sources=_format_sources(sources), style=style_text, subject=subject, length=words)
-        t0 = time.perf_counter()
+        checker = SupportChecker(llm, assistant.settings)
         try:
-            raw = llm.complete([{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0)
-        except LLMError as exc:
-            if "empty reply" not in str(exc):
-                raise
-            raw = ""
-        timings["generate_s"] = round(time.perf_counter() - t0, 3)
-        progress(ProgressEvent(stage="cite", message="checking citations"))
-        text, citations, dropped, extractive = cite_draft(raw, sources, lib)
+            t0 = time.perf_counter()
+            written = DraftWriter(llm, checker, lib, assistant.settings.prompts_dir, progress).write(
+                sources, subject, style_text, words)
+            timings["generate_s"] = round(time.perf_counter() - t0, 3)
+        finally:
+            checker.close()
+        extractive = not written.sentences
+        kept = written.sentences or _extracts(sources, lib)
+        text, citations = _cite(kept, lib)
         timings["total_s"] = round(time.perf_counter() - start, 3)
         return Draft(subject=subject, style=style, length_words=words, text=text, citations=tuple(citations),
                      sources=tuple(sources), tree_papers=tuple(tree_papers), leaf_papers=tuple(leaf_papers),
-                     dropped=tuple(dropped), extractive=extractive, model=getattr(llm, "model", ""), timings=timings)
+                     dropped=tuple(written.dropped), extractive=extractive, notes=tuple(written.notes),
+                     support=tuple(written.support), model=getattr(llm, "model", ""), timings=timings)
     finally:
         tree.close()
 
@@ -180,73 +175,36 @@ def _paper_material(tree, lib, papers: list[str], trees: dict[str, str], budget:
     return hits, tuple(tree_papers), tuple(leaf_papers)
 
 
-def _format_sources(hits: Sequence[Hit]) -> str:
-    blocks = []
-    for i, h in enumerate(hits, 1):
-        c = h.chunk
-        title = h.paper_title or c.arxiv_id
-        where = c.section if c.level == 0 else ("summary" if c.level < 9 else "topic summary")
-        blocks.append(f"[{i}] {title} ({where}, {c.pages_label}):\n{c.text.strip()}")
-    return "\n\n".join(blocks)
+def _extracts(sources: Sequence[Hit], lib) -> list[tuple[str, Chunk]]:
+    """Nothing citable came back: from each leaf under the first sources, its first sentence of running
+    prose (not a title line, an author list or a fragment cut at the chunk's edge), verbatim."""
+    out = []
+    for hit in sources[:6]:
+        leaves = leaves_of(lib.store, hit.chunk.id)
+        if not leaves:
+            continue
+        sentences = split_sentences(" ".join(leaves[0].text.split()))[1:]  # the first may start mid-sentence
+        prose = next((x for x in sentences if is_prose(x) and 8 <= len(x.split()) <= 60 and x[:1].isupper()
+                      and x.rstrip()[-1:] in ".!?"), None)
+        if prose and all(prose != kept for kept, _ in out):
+            out.append((prose, leaves[0]))
+    return out
 
 
-def cite_draft(raw: str, sources: Sequence[Hit], lib) -> tuple[str, list[Citation], list[str], bool]:
-    """(text, citations, dropped sentences, extractive?) with every sentence citing a leaf passage."""
-    kept: list[tuple[str, list[int]]] = []
-    kept_words: list[set[str]] = []
-    dropped: list[str] = []
-    for sentence in split_sentences(raw):
-        if sentence.lstrip().startswith("#") or re.fullmatch(r"[\W_]*", sentence):
-            continue
-        bare = strip_markers(sentence)
-        bare = re.sub(r"^[-*•]\s+", "", bare)
-        bare = re.sub(r"^[A-Z][a-z]+:\s+(?=[A-Z])", "", bare)  # "Numbers: The paper ..." echoes the summary prompt's words
-        words = set(content_words(bare))
-        if len(words) < 3:
-            continue
-        if any(restates(words, seen) for seen in kept_words):
-            continue  # small models restate a sentence nearly word for word
-        kept_words.append(words)
-        valid = [n for n in dict.fromkeys(markers_in(sentence)) if 1 <= n <= len(sources)]
-        scores = [overlap(bare, h.chunk.text) for h in sources]
-        best = int(np.argmax(scores))
-        if valid and all(scores[n - 1] < MISCITED for n in valid) and scores[best] >= MIN_ALIGN:
-            valid = [best + 1]  # small models often cite the wrong number: re-point to the clear match
-        if not valid:
-            if scores[best] < MIN_ALIGN:
-                dropped.append(bare)
-                continue
-            valid = [best + 1]
-        kept.append((bare, valid))
-    extractive = not kept
-    if extractive:  # nothing citable: one faithful extract per source instead
-        for i, h in enumerate(sources[:6], 1):
-            first = split_sentences(" ".join(h.chunk.text.split()))
-            if first:
-                kept.append((first[0], [i]))
+def _cite(kept: Sequence[tuple[str, Chunk]], lib) -> tuple[str, list[Citation]]:
+    """The draft's text with [n] markers, numbered by first citation, and the citations they point at."""
     numbers: dict[str, int] = {}
     citations: list[Citation] = []
     out: list[str] = []
-    vectors = lib.embedder.embed([b for b, _ in kept]) if kept else np.zeros((0, 1))
-    for (bare, srcs), vec in zip(kept, vectors):
-        nums = []
-        for n in srcs:
-            leaf = resolve_leaf(lib, sources[n - 1].chunk, vec)
-            if leaf is None:
-                continue
-            if leaf.id not in numbers:
-                numbers[leaf.id] = len(numbers) + 1
-                paper = lib.store.paper(leaf.arxiv_id)
-                p = paper.paper if paper else None
-                citations.append(Citation(n=numbers[leaf.id], chunk_id=leaf.id, arxiv_id=leaf.arxiv_id,
-                                          title=p.title if p else "", section=leaf.section,
-                                          page_start=leaf.page_start, page_end=leaf.page_end,
-                                          quote=best_quote(bare, leaf.text), authors=p.authors if p else (),
-                                          year=p.year if p else None))
-            nums.append(numbers[leaf.id])
-        if not nums:
-            dropped.append(bare)
-            continue
-        tail = "".join(f"[{n}]" for n in dict.fromkeys(nums))
-        out.append(f"{bare[:-1]} {tail}{bare[-1]}" if bare[-1] in ".!?" else f"{bare} {tail}.")
-    return " ".join(out), citations, dropped, extractive
+    for sentence, leaf in kept:
+        if leaf.id not in numbers:
+            numbers[leaf.id] = len(numbers) + 1
+            record = lib.store.paper(leaf.arxiv_id)
+            p = record.paper if record else None
+            citations.append(Citation(n=numbers[leaf.id], chunk_id=leaf.id, arxiv_id=leaf.arxiv_id,
+                                      title=p.title if p else "", section=leaf.section, page_start=leaf.page_start,
+                                      page_end=leaf.page_end, quote=best_quote(sentence, leaf.text),
+                                      authors=p.authors if p else (), year=p.year if p else None))
+        n = numbers[leaf.id]
+        out.append(f"{sentence[:-1]} [{n}]{sentence[-1]}" if sentence[-1] in ".!?" else f"{sentence} [{n}].")
+    return " ".join(out), citations

@@ -26,7 +26,8 @@ from typing import AsyncIterator, Iterator, Sequence
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
 
 from assistant.engine.answer import ABSTAIN_TEXT, clean_question, looks_like_abstention
-from assistant.engine.cite import attach_citations, markers_in
+from assistant.core.text import markers_in
+from assistant.engine.cite import attach_citations
 from assistant.core.config import Settings
 from assistant.engine.agent.state import RunState, Track, _dedupe
 from assistant.core.prompts import prompt_version

@@ -18,19 +18,38 @@ from assistant.core.types import Answer
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
-def answer_markup(text: str, turn_index: int) -> Content:
-    """Answer text with every [n] (also [1, 2]) turned into a link that opens citation n."""
+def answer_markup(text: str, turn_index: int, weak: tuple[str, ...] = ()) -> Content:
+    """Answer text with every [n] (also [1, 2]) turned into a link that opens citation n; the weakly supported
+    sentences underlined in the warning colour, so a student reads them as doubtful."""
+    spans = _spans(text, weak)
     out: list[str] = []
     pos = 0
+
+    def plain(start: int, end: int) -> None:
+        cuts = sorted({start, end} | {x for span in spans for x in span if start < x < end})
+        for a, b in zip(cuts, cuts[1:]):
+            piece = escape(text[a:b])
+            out.append(f"[underline $warning]{piece}[/]" if any(s <= a and b <= e for s, e in spans) else piece)
+
     for m in MARKER.finditer(text):
-        out.append(escape(text[pos:m.start()]))
+        plain(pos, m.start())
         parts = re.split(r"(\s*[,;]\s*)", m.group(1))
         linked = "".join(escape(p) if not p.strip().isdigit()
                          else f"[@click=screen.open_citation({turn_index},{int(p)})]{p}[/]" for p in parts)
         out.append(rf"[b $accent]\[{linked}][/]")
         pos = m.end()
-    out.append(escape(text[pos:]))
+    plain(pos, len(text))
     return Content.from_markup("".join(out))
+
+
+def _spans(text: str, sentences: tuple[str, ...]) -> list[tuple[int, int]]:
+    spans = []
+    for sentence in sentences:
+        core = sentence.rstrip(".!?").strip()
+        at = text.find(core) if core else -1
+        if at >= 0:
+            spans.append((at, at + len(core)))
+    return spans
 
 
 class SourcesList(OptionList):
@@ -109,7 +128,9 @@ class TurnView(Vertical):
     def _render_text(self) -> None:
         answer = self.query_one(".answer", Static)
         if self.turn.text:
-            answer.update(answer_markup(self.turn.text, self.index))
+            a = self.turn.answer
+            weak = a.weak_sentences(self.app.settings.weak_support) if a is not None else ()
+            answer.update(answer_markup(self.turn.text, self.index, weak))
         elif self.turn.state == "running":
             answer.update(Content.styled("…", "dim"))
         else:
@@ -132,6 +153,9 @@ class TurnView(Vertical):
             took = a.timings.get("total_s") or sum(v for k, v in a.timings.items() if k.endswith("_s") and k != "first_token_s")
             n = len(a.citations)
             text = f"{n} source{'' if n == 1 else 's'} · {a.model or 'model'}" + (f" · {took:.1f} s" if took else "")
+            weak = len(a.weak_sentences(self.app.settings.weak_support))
+            text += f" · {weak} weakly supported (underlined)" if weak else ""
+            text += " · quoted: no generated sentence passed the check" if a.extractive else ""
         note.update(Content(text))
         note.set_class(t.state in ("cancelled", "failed") or bool(a and a.partial), "-warning")
         note.display = bool(text)

@@ -1,0 +1,162 @@
+"""The evidence-first answer path on a real small index (real retrieval, embedder and quote selection) with a
+scripted model for control flow; tests/test_ask_llm.py runs the same path through the real local model."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assistant.api import Assistant
+from assistant.engine.answer import ABSTAIN_TEXT, Evidence, QuoteAnswerer, clean_question, lines_regex
+from assistant.engine.evidence import EvidenceSelector
+from assistant.engine.gate import AnswerabilityModel, Signals
+from assistant.engine.passages import gate_messages, quote_messages
+from assistant.engine.support import SupportChecker, grounding_problem
+from assistant.llm.protocol import LLMError
+from tests.fakes import ScriptedLLM
+
+QUESTION = "How does grouped-query attention relate to multi-head and multi-query attention?"
+
+
+class GatedLLM(ScriptedLLM):
+    """Scripted replies, plus yes_probability: the gate's score for gate prompts, `support` for the checker's."""
+
+    def __init__(self, replies, gate=0.9, support=0.9):
+        super().__init__(list(replies))
+        self.gate, self.support = gate, support
+        self.scored: list[str] = []
+
+    def yes_probability(self, messages):
+        prompt = messages[-1]["content"]
+        self.scored.append(prompt)
+        value = self.gate if "Do the quotes above state the answer" in prompt else self.support
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def gate_model(weight: float = 4.0, bias: float = 0.0) -> AnswerabilityModel:
+    """P(answerable) rises with the model's P(Yes) only: the tests set the gate's verdict through it."""
+    return AnswerabilityModel(features=("p_yes",), means=(0.5,), scales=(0.1,), weights=(weight,), bias=bias)
+
+
+@pytest.fixture
+def setup(mini_library_home, embedder):
+    a = Assistant(mini_library_home, embedder=embedder)
+    hits = a.search(QUESTION, k=8, mode="hybrid")
+    evidence = Evidence(hits, relevance=a.retriever.relevance(QUESTION))
+    bm25 = a.library.extra_indexes["bm25"]
+    selector = EvidenceSelector(embedder.embed_tokens, bm25.idf)
+    quotes = selector.select(QUESTION, hits, mini_library_home.quotes_budget_tokens)
+    return a, evidence, selector, quotes
+
+
+def answer_with(setup, llm, gate=None, **settings):
+    a, evidence, selector, _ = setup
+    s = a.settings.model_copy(update=settings)
+    checker = SupportChecker(llm, s)
+    answerer = QuoteAnswerer(llm, s, selector, checker, a.library.extra_indexes["bm25"].idf, gate=gate)
+    events = list(answerer.stream(QUESTION, evidence))
+    checker.close()
+    return events, events[-1].answer
+
+
+def test_quotes_are_short_and_the_gate_prompt_shares_the_answer_prompt(setup):
+    a, evidence, selector, quotes = setup
+    assert 2 <= len(quotes) <= 12 and all(q.text and q.chunk_id for q in quotes)
+    assert sum(len(q.text) for q in quotes) / 4.2 <= a.settings.quotes_budget_tokens + 60
+    answer, gate = quote_messages(QUESTION, quotes, a.settings), gate_messages(QUESTION, quotes, a.settings)
+    assert answer[0] == gate[0] and gate[1]["content"].startswith(answer[1]["content"].rstrip())
+    words = len(" ".join(m["content"] for m in answer).split())
+    assert words * 1.4 < 700  # about 1.3-1.4 tokens a word in this English: the prompt stays under 700 tokens
+    assert any("multi-query" in q.text.lower() or "grouped-query" in q.text.lower() for q in quotes)
+
+
+def test_a_sentence_from_its_quote_is_kept_and_cited_with_its_support(setup):
+    _, _, _, quotes = setup
+    q = quotes[0]
+    llm = GatedLLM([f"[{q.n}] {q.text}"])
+    events, answer = answer_with(setup, llm)
+    assert not answer.abstained and not answer.extractive
+    assert f"[{q.n}]" in answer.text and answer.citations[0].chunk_id == q.chunk_id
+    assert answer.verdicts and answer.verdicts[0].supported and answer.verdicts[0].support == pytest.approx(0.9)
+    assert [e.kind for e in events][:3] == ["passages", "quotes", "token"]
+    assert llm.calls[0]["extra_body"]["structured_outputs"]["regex"] == lines_regex(len(quotes))
+
+
+def test_an_invented_number_or_name_is_removed_and_recorded(setup):
+    _, _, _, quotes = setup
+    q = quotes[0]
+    llm = GatedLLM([f"[{q.n}] {q.text}\n[{q.n}] Mixtral uses 4096 experts per token."])
+    _, answer = answer_with(setup, llm)
+    assert "Mixtral" not in answer.text and "4096" not in answer.text
+    bad = [v for v in answer.verdicts if "Mixtral" in v.sentence][0]
+    assert bad.supported is False and bad.support == 0.0 and "not in the quote" in bad.note
+    assert "[unsupported]" not in answer.text
+
+
+def test_marking_instead_of_removing(setup):
+    _, _, _, quotes = setup
+    llm = GatedLLM([f"[{quotes[0].n}] Mixtral uses 4096 experts per token.\n[{quotes[0].n}] {quotes[0].text}"])
+    _, answer = answer_with(setup, llm, unsupported="mark")
+    assert re.search(r"Mixtral uses 4096 experts per token \[\d+\] \[unsupported\]\.", answer.text)
+
+
+def test_nothing_supported_but_strong_evidence_gives_the_quotes_verbatim(setup):
+    _, _, _, quotes = setup
+    llm = GatedLLM(["[1] Mixtral uses 4096 experts per token."], gate=0.95)
+    _, answer = answer_with(setup, llm, gate=gate_model())
+    assert answer.extractive and not answer.abstained
+    assert answer.text.startswith("\u201c") and re.search(r"\u201d \[\d+\]", answer.text)
+    assert answer.citations and all(c.quote for c in answer.citations)
+
+
+def test_a_closed_gate_abstains_and_says_why(setup):
+    _, _, _, quotes = setup
+    llm = GatedLLM([f"[{quotes[0].n}] {quotes[0].text}"], gate=0.05)
+    _, answer = answer_with(setup, llm, gate=gate_model())
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.answerability < 0.5
+    assert "P(answerable)" in answer.abstain_reason and answer.quotes
+    assert answer.settings["signals"]["p_yes"] == pytest.approx(0.05)
+
+
+def test_a_server_failure_mid_answer_keeps_what_was_checked_and_says_so(setup):
+    _, _, _, quotes = setup
+
+    class Dying(GatedLLM):
+        def stream(self, messages, **kwargs):
+            yield f"[{quotes[0].n}] {quotes[0].text}\n"
+            raise LLMError("the stream broke talking to the server")
+
+    _, answer = answer_with(setup, Dying([]))
+    assert answer.partial and "stream broke" in answer.error and quotes[0].text[:30] in answer.text
+
+
+def test_a_sentence_without_a_marker_is_aligned_or_dropped(setup):
+    _, _, _, quotes = setup
+    llm = GatedLLM([f"{quotes[0].text}\nThe sky is blue and grass is green everywhere."])
+    _, answer = answer_with(setup, llm)
+    assert quotes[0].text[:30] in answer.text and "sky" not in answer.text
+    assert [v.note for v in answer.verdicts if "sky" in v.sentence] == ["cites no quote"]
+
+
+def test_grounding_checks_numbers_and_names():
+    quote = "The model was trained on 2048 A100 GPUs for 21 days."
+    assert grounding_problem("It was trained on 2048 A100 GPUs.", quote) == ""
+    assert "numbers" in grounding_problem("It was trained on 1024 A100 GPUs.", quote)
+    assert "names" in grounding_problem("It was trained on 2048 TPUv4 chips.", quote)
+
+
+def test_questions_of_any_bytes_are_cleaned_or_refused():
+    assert clean_question(b"What is GQA?\xff\x00") == "What is GQA?\ufffd"
+    assert clean_question("tab\tand\x07bell") == "tab and bell"
+    with pytest.raises(ValueError, match="empty"):
+        clean_question("\x00\x01  ")
+
+
+def test_the_gate_model_reads_signals():
+    model = AnswerabilityModel(features=("name_coverage", "p_yes"), means=(0.5, 0.5), scales=(0.5, 0.5),
+                               weights=(2.0, 1.0), bias=0.0)
+    base = Signals(0.6, 0.3, 0.7, 0.6, 0.8, 1.0, 1.0, 1.0, 0.8)
+    missing_name = Signals(0.6, 0.3, 0.7, 0.6, 0.8, 1.0, 0.0, 1.0, 0.8)
+    assert model.probability(base) > 0.8 > 0.5 > model.probability(missing_name)

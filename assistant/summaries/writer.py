@@ -78,7 +78,8 @@ class DraftWriter:
                 continue
             bare = LABEL.sub("", re.sub(r"^[-*•]\s+", "", strip_markers(sentence)))
             words = content_words(bare)
-            if len(words) < 3 or any(restates(words, content_words(s)) for s, _ in out.sentences):
+            earlier = [s for s, _ in out.sentences] + [b for b, _ in candidates]
+            if len(words) < 3 or any(restates(words, content_words(s)) for s in earlier):
                 continue  # a fragment, or the model repeating itself
             cited = [n for n in dict.fromkeys(markers_in(sentence)) if 1 <= n <= len(group)]
             if not cited or all(overlap(bare, group[n - 1].chunk.text) < 0.1 for n in cited):

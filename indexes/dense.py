@@ -68,7 +68,7 @@ class DenseIndex:
 
     def search(self, query: str, k: int, arxiv_ids: Sequence[str] | None = None,
                levels: Sequence[int] | None = (0,)) -> list[tuple[str, float]]:
-        return self.search_vector(self.embedder.embed([query])[0], k, arxiv_ids, levels)
+        return self.search_vector(query_vector(self.embedder, query), k, arxiv_ids, levels)
 
     def search_vector(self, vector: np.ndarray, k: int, arxiv_ids: Sequence[str] | None = None,
                       levels: Sequence[int] | None = (0,)) -> list[tuple[str, float]]:
@@ -95,6 +95,12 @@ class DenseIndex:
 
     def count(self) -> int:
         return self._col.count()
+
+
+def query_vector(embedder: Embedder, query: str) -> np.ndarray:
+    """The query's pooled vector, through the embedder's query cache when it has one (see `encode_query`)."""
+    encode_query = getattr(embedder, "encode_query", None)
+    return encode_query(query)[0] if encode_query else embedder.embed([query])[0]
 
 
 def _where(arxiv_ids: Sequence[str] | None, levels: Sequence[int] | None) -> dict | None:

@@ -22,7 +22,7 @@ def _quiet(_: ProgressEvent) -> None:
     pass
 
 
-def build_extra_indexes(settings: Settings) -> dict[str, Index]:
+def build_extra_indexes(settings: Settings, embedder: Embedder | None = None) -> dict[str, Index]:
     """The secondary indexes settings ask for; each loads its files (and ColBERT its model) on first use."""
     made: dict[str, Index] = {}
     for name in dict.fromkeys(settings.indexes):
@@ -34,7 +34,7 @@ def build_extra_indexes(settings: Settings) -> dict[str, Index]:
             from indexes.colbert import ColBERTIndex
 
             made[name] = ColBERTIndex(settings.index_dir / "colbert", checkpoint=settings.colbert_checkpoint,
-                                      cache_dir=settings.cache_dir / "colbert")
+                                      cache_dir=settings.cache_dir / "colbert", encoder=embedder)
     return made
 
 
@@ -47,7 +47,7 @@ class Library:
         self.store.check_fingerprint(settings.fingerprint())
         self.dense = DenseIndex(embedder, path=settings.index_dir / "chroma", url=settings.chroma_url,
                                 collection=settings.collection)
-        self.extra_indexes: dict[str, Index] = (build_extra_indexes(settings) if extra_indexes is None
+        self.extra_indexes: dict[str, Index] = (build_extra_indexes(settings, embedder) if extra_indexes is None
                                                 else dict(extra_indexes))
 
     # --- reading
@@ -85,11 +85,22 @@ class Library:
         step = max(1, self.settings.embed_batch_size)
         for i in range(0, len(missing), step):
             part = missing[i:i + step]
-            self.dense.add_embedded(part, self.embedder.embed([c.text for c in part]))
+            self.dense.add_embedded(part, self._embed(part))
             done += len(part)
             progress(ProgressEvent(stage="embed", message=paper.arxiv_id, done=done, total=len(chunks),
                                    item=paper.arxiv_id))
         self.store.set_status(paper.arxiv_id, PaperStatus.ok, "", len(chunks))
+
+    def _embed(self, chunks: Sequence[Chunk]):
+        """Dense vectors of chunks; indexes that take token vectors from the same pass (ColBERT) keep theirs."""
+        takers = [ix for ix in self.extra_indexes.values() if getattr(getattr(ix, "shared", None), "embedder", None)
+                  is self.embedder]
+        if not takers:
+            return self.embedder.embed([c.text for c in chunks])
+        pooled, tokens, ids = self.embedder.encode([c.text for c in chunks])
+        for index in takers:
+            index.stage(chunks, tokens, ids)
+        return pooled
 
     def mark_failed(self, paper: Paper, reason: str) -> None:
         self.store.upsert_paper(paper, PaperStatus.failed, reason, 0)

@@ -1,6 +1,7 @@
 """A folder of index versions swapped in atomically: what makes BM25 and ColBERT writes crash-safe."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -50,6 +51,16 @@ class VersionedDir:
         path = self.root / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         path.mkdir(parents=True)
         return path
+
+    @contextlib.contextmanager
+    def building(self):
+        """`new_build()`, removed again when the block raises (a killed process leaves it to `cleanup`)."""
+        build = self.new_build()
+        try:
+            yield build
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
 
     def commit(self, build: Path) -> Path:
         """Make `build` the live version; returns its final path (call while holding the lock)."""

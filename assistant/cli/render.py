@@ -10,16 +10,32 @@ from rich.table import Table
 from assistant.core.types import Answer, Hit, IngestResult, PaperRecord, PaperStatus
 
 
+def failure_groups(failed: Sequence[IngestResult]) -> list[tuple[str, list[str]]]:
+    """Failures grouped by reason, most frequent first: the paper's own id in a reason does not split a group
+    (39 papers that could not reach the arXiv API are one row)."""
+    groups: dict[str, list[str]] = {}
+    for r in failed:
+        reason = r.reason.replace(r.arxiv_id, "<id>") if r.arxiv_id != r.reason else r.reason
+        groups.setdefault(reason, []).append(r.arxiv_id)
+    return sorted(groups.items(), key=lambda kv: -len(kv[1]))
+
+
 def print_ingest_summary(console: Console, results: Sequence[IngestResult], seconds: float) -> None:
     ok = [r for r in results if r.status == PaperStatus.ok]
-    failed = [r for r in results if r.status == PaperStatus.failed]
+    # An unreadable reading-list item (a file with no ids, a path that is not there) carries its message as
+    # its id: it is an input problem, not a paper that failed.
+    unread = [r for r in results if r.status == PaperStatus.failed and r.arxiv_id == r.reason]
+    failed = [r for r in results if r.status == PaperStatus.failed and r.arxiv_id != r.reason]
     fresh = [r for r in ok if not r.skipped]
+    for r in unread:
+        console.print(f"[yellow]input skipped:[/yellow] {r.reason}", highlight=False)
     if failed:
         table = Table(title=f"{len(failed)} failed", show_lines=False)
-        table.add_column("paper")
+        table.add_column("papers", overflow="fold")
         table.add_column("reason", overflow="fold")
-        for r in failed:
-            table.add_row(r.arxiv_id, r.reason)
+        for reason, ids in failure_groups(failed):
+            shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+            table.add_row(f"{len(ids)}: {shown}" if len(ids) > 1 else shown, reason)
         console.print(table)
     console.print(f"[green]{len(ok)} ok[/green] ({len(fresh)} new, {len(ok) - len(fresh)} already indexed), "
                   f"[red]{len(failed)} failed[/red], {sum(r.n_chunks for r in fresh)} new chunks, {seconds:.1f} s")

@@ -48,6 +48,15 @@ def is_offline_name(name: str | None) -> bool:
     return name in (None, "", OFFLINE_CHECKPOINT, "offline", "minilm-identity")
 
 
+def shares_weights(name: str | None, embedder) -> bool:
+    """Whether ColBERT with checkpoint `name` is `embedder`'s model with an identity projection (then one
+    forward pass of the embedder gives both the dense vector and ColBERT's token vectors)."""
+    from indexes.embedder import resolve_model_path
+
+    return is_offline_name(name) and getattr(embedder, "path", None) == resolve_model_path(BASE_MODEL) \
+        and callable(getattr(embedder, "encode", None))
+
+
 def resolve_checkpoint(name: str | None = OFFLINE_CHECKPOINT, cache_dir: Path | None = None) -> str:
     """The path or hub name colbert-ai should load: the offline default is built on first use."""
     if is_offline_name(name):

@@ -1,26 +1,16 @@
 """Late-interaction index on colbert-ai (PLAID), keyed by chunk id, on the CPU.
 
-Layout under the index folder (see `VersionedDir`): ``CURRENT`` names the live version folder
-``v<n>``; each version is a complete colbert-ai index (centroids, residual codes, IVF) plus
+Layout (see `VersionedDir`): ``CURRENT`` names the live version folder ``v<n>``, a complete colbert-ai
+index (centroids, residual codes, IVF) plus ``pids.json`` (chunk id and arXiv id per passage id, null
+once removed), ``texts.jsonl`` (for a rebuild without the store) and ``manifest.json``. Builds and updates
+go into a new folder swapped in at the end, so a killed one leaves the previous version usable.
 
-- ``pids.json``: chunk id and arXiv id for each colbert-ai passage id (null once removed),
-- ``texts.jsonl``: the passage texts (for a full rebuild without the store),
-- ``manifest.json``: checkpoint, settings and counts.
-
-Builds and updates go into a new folder that is swapped in at the end, so a killed build or
-update leaves the previous version usable. Unchanged chunk files are hard-linked between versions.
-
-Incremental add uses colbert-ai's ``IndexUpdater`` (encode the new passages, compress them
-with the existing centroids, append to the IVF), with its IVF update vectorised (the stock
-one loops over the whole IVF in Python for every passage) and its ``persist_to_disk``
-replaced (it rewrites whole chunks once per removed passage and miscounts embeddings): the
-new version is written from the updated in-memory index instead. Removal drops the passages
-from the IVF and from the chunk files they lived in. When the index has grown past
-``rebuild_growth`` times its size at the last full build, an add re-trains the centroids with
-a full rebuild (re-encoding every passage) instead.
-
+Passages are encoded once: by the dense embedder's forward pass when it has this checkpoint's weights
+(the offline default), kept in ``encodings/`` until a committed version holds them (encodings.py), so a
+build killed late resumes without encoding again. Incremental add uses colbert-ai's ``IndexUpdater``
+(compress with the existing centroids, append to the IVF; internals in plaid.py); past
+``rebuild_growth`` times its size at the last full build, an add re-trains the centroids instead.
 colbert-ai compiles C++ extensions on first use (cached under ~/.cache/torch_extensions).
-The colbert-ai internals (indexer, updater, writing an updated version) are in plaid.py.
 """
 from __future__ import annotations
 
@@ -32,12 +22,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from assistant.core.types import Chunk
 from indexes.store import IndexMismatch
 from indexes.versioned import VersionedDir
-from indexes.colbert.checkpoint import OFFLINE_CHECKPOINT, is_offline_name, resolve_checkpoint
+from indexes.colbert.checkpoint import OFFLINE_CHECKPOINT, is_offline_name, resolve_checkpoint, shares_weights
+from indexes.colbert.encodings import EncodingSpool, SharedEncoder, encode_passages
 # The colbert-ai internals live in plaid.py.
-from indexes.colbert.plaid import (CHUNK_PASSAGES, CODEC_FILES, PlaidBuilder, Progress,  # noqa: F401
+from indexes.colbert.plaid import (CHUNK_PASSAGES, CODEC_FILES, PassageEncoder, PlaidBuilder, Progress,  # noqa: F401
                                    SearcherView, loud_progress, make_updater, provenance_digest,
                                    quiet_colbert, torch_threads, write_updated_index)
 
@@ -51,47 +44,28 @@ class ColBERTIndex:
     checkpoint: ``"offline-minilm-identity"`` (default: MiniLM with an identity projection, built
     on first use by `indexes.colbert.checkpoint`), a local checkpoint folder, or a hub name such
     as ``colbert-ir/colbertv2.0`` for users who are online. An index built with one checkpoint
-    refuses to open with another.
+    refuses to open with another. encoder: the dense embedder; when it has the checkpoint's
+    weights, queries and chunks are encoded once for both indexes (encodings.py).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        checkpoint: str = OFFLINE_CHECKPOINT,
-        *,
-        cache_dir: Path | None = None,
-        nbits: int = 2,
-        partitions_factor: float = 4.0,
-        kmeans_niters: int = 4,
-        ncells: int = 1,
-        centroid_score_threshold: float = 0.5,
-        ndocs: int = 256,
-        query_maxlen: int | None = None,
-        query_augmentation: bool | None = None,
-        rebuild_growth: float = 4.0,
-        index_bsize: int = 32,
-        search_threads: int | None = 1,
-        seed: int = 12345,
-        verbose: int = 0,
-    ):
+    def __init__(self, path: Path, checkpoint: str = OFFLINE_CHECKPOINT, *, cache_dir: Path | None = None,
+                 nbits: int = 2, partitions_factor: float = 4.0, kmeans_niters: int = 4, ncells: int = 1,
+                 centroid_score_threshold: float = 0.5, ndocs: int = 64, query_maxlen: int | None = None,
+                 query_augmentation: bool | None = None, rebuild_growth: float = 4.0, index_bsize: int = 32,
+                 search_threads: int | None = 1, seed: int = 12345, verbose: int = 0, encoder=None):
         self.path = Path(path)
         self.checkpoint_name = checkpoint or OFFLINE_CHECKPOINT
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.nbits = nbits
-        self.partitions_factor = partitions_factor
-        self.kmeans_niters = kmeans_niters
-        self.ncells = ncells
-        self.centroid_score_threshold = centroid_score_threshold
-        self.ndocs = ndocs
+        self.nbits, self.partitions_factor, self.kmeans_niters = nbits, partitions_factor, kmeans_niters
+        self.ncells, self.centroid_score_threshold, self.ndocs = ncells, centroid_score_threshold, ndocs  # ndocs 64 (colbert-ai: 256): same dev recall, half the CPU
         self.query_maxlen = query_maxlen
         # colbert-ai pads queries with [MASK] tokens whose outputs a trained ColBERT learned to use as
         # soft expansions; the untrained MiniLM's [MASK] outputs are noise that swamp short queries.
         self.query_augmentation = (not is_offline_name(checkpoint)) if query_augmentation is None else query_augmentation
-        self.rebuild_growth = rebuild_growth
-        self.index_bsize = index_bsize
-        self.search_threads = search_threads
-        self.seed = seed
-        self.verbose = verbose
+        self.rebuild_growth, self.index_bsize, self.search_threads = rebuild_growth, index_bsize, search_threads
+        self.seed, self.verbose = seed, verbose
+        self.shared = SharedEncoder(encoder) if shares_weights(self.checkpoint_name, encoder) else None
+        self.spool = EncodingSpool(self.path / "encodings")
         self._dir = VersionedDir(self.path)
         self._lock = threading.RLock()
         self._checkpoint_path: str | None = None
@@ -115,22 +89,28 @@ class ColBERTIndex:
             new = [c for c in dict((c.id, c) for c in chunks).values() if c.id not in self._pid_of]
             if not new:
                 return
+            self.spool = EncodingSpool(self.spool.folder)  # another process (an ingest) may have written it
             live = self._live_count()
             at_build = self._manifest.get("embeddings_at_build") or 0
             est_after = self._manifest.get("num_embeddings", 0) + sum(c.n_tokens or len(c.text) // 5 for c in new)
             if live == 0 or self._ranker is None:
                 self._full_build(new, progress, reason="first build")
+            elif self.shared is not None and not self._shares():
+                self._full_build(self._live_passages() + [(c.id, c.arxiv_id, c.text) for c in new], progress,
+                                 reason="one encoder pass shared with the dense index")
             elif self.rebuild_growth and at_build and est_after > self.rebuild_growth * at_build:
                 old = self._live_passages()
                 self._full_build(old + [(c.id, c.arxiv_id, c.text) for c in new], progress,
                                  reason=f"grew past {self.rebuild_growth}x its size at the last build")
             else:
                 self._incremental(new, [], progress)
+            self.spool.prune(set(self._pid_of))
 
     def remove(self, chunk_ids: Sequence[str]) -> None:
         with self._lock, self._dir.lock():
             self._refresh()
             pids = sorted({self._pid_of[c] for c in chunk_ids if c in self._pid_of})
+            self.spool.prune(set(chunk_ids) | set(self._pid_of))
             if not pids:
                 return
             if len(pids) == self._live_count():
@@ -174,6 +154,8 @@ class ColBERTIndex:
         """The query's token vectors, (1, n, dim); without [MASK] padding unless query_augmentation."""
         import torch
 
+        if self._shares():
+            return torch.from_numpy(self.shared.query(query)).unsqueeze(0)
         tokenizer = self.model.query_tokenizer
         with torch.inference_mode():
             ids, mask = tokenizer.tensorize([query])
@@ -181,6 +163,25 @@ class ColBERTIndex:
         if not self.query_augmentation:
             Q = Q[:, ids[0] != tokenizer.mask_token_id]
         return Q
+
+    # ------------------------------------------------------------------ encoding
+    def stage(self, chunks: Sequence[Chunk], tokens: Sequence, input_ids: Sequence) -> None:
+        """Keep chunks' token vectors from the shared encoder's pass until a build uses them."""
+        self.spool.put([c.id for c in chunks], self.shared.docs_from(tokens, input_ids))
+
+    def _shares(self) -> bool:
+        """Whether the live version was encoded by the shared pass (indexes built before it keep colbert-ai's)."""
+        return self.shared is not None and (self._ranker is None or self._manifest.get("encoding") == "shared")
+
+    def _encode_texts(self, texts: list[str]) -> list[np.ndarray]:
+        if self._shares():
+            return self.shared.docs(texts)
+        import torch
+        from colbert.indexing.collection_encoder import CollectionEncoder
+
+        with quiet_colbert(self.verbose):
+            embs, doclens = CollectionEncoder(self._base_config(), self.model).encode_passages(texts)
+        return [v.numpy() for v in torch.split(embs.half(), doclens)]
 
     # ------------------------------------------------------------------ extras
     def __len__(self) -> int:
@@ -290,7 +291,10 @@ class ColBERTIndex:
         from colbert.search.index_storage import IndexScorer
 
         meta = json.loads((folder / "pids.json").read_text())
-        _ = self.model  # compiles/loads the C++ extensions the scorer needs, once
+        from colbert.modeling.colbert import ColBERT
+
+        with quiet_colbert(self.verbose):
+            ColBERT.try_load_torch_extensions(False)  # the scorer's segmented MaxSim (C++, compiled once)
         with quiet_colbert(self.verbose):
             ranker = IndexScorer(str(folder), use_gpu=False, load_index_with_mmap=False)
         self._ranker = ranker
@@ -300,15 +304,11 @@ class ColBERTIndex:
 
     # ------------------------------------------------------------------ writing
     def _write_empty(self) -> None:
-        build = self._dir.new_build()
-        try:
+        with self._dir.building() as build:
             manifest = {**self._identity(), "empty": True, "num_passages": 0, "num_embeddings": 0,
                         "updated_at": time.time()}
             (build / "manifest.json").write_text(json.dumps(manifest, indent=2))
             final = self._dir.commit(build)
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
         self._set_empty(final.name, manifest)
 
     def _write_meta(self, build: Path, ids, arxiv, texts_lines, manifest: dict) -> None:
@@ -324,11 +324,12 @@ class ColBERTIndex:
         passages = [(p.id, p.arxiv_id, p.text) if isinstance(p, Chunk) else p for p in passages]
         progress = loud_progress(progress)
         t0 = time.perf_counter()
-        build = self._dir.new_build()
-        try:
+        with self._dir.building() as build:
             config = self._base_config(index_path=str(build))
-            builder = PlaidBuilder(config, [t for _, _, t in passages], self.model, self.partitions_factor,
-                                   self.seed, progress, self.verbose)
+            self._ranker, self._manifest = None, {}  # a full build encodes as a fresh index would (_shares)
+            builder = PlaidBuilder(config, [t for _, _, t in passages], lambda pids: encode_passages(
+                [passages[i] for i in pids], self.spool, self._encode_texts), self.partitions_factor, self.seed,
+                progress, self.verbose)
             with quiet_colbert(self.verbose), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
                 builder.run(None)
@@ -340,14 +341,12 @@ class ColBERTIndex:
                 "embeddings_at_build": meta["num_embeddings"], "num_partitions": meta["num_partitions"],
                 "built_at": time.time(), "updated_at": time.time(), "build_reason": reason,
                 "build_seconds": round(time.perf_counter() - t0, 2),
+                "encoding": "shared" if self._shares() else "colbert-ai",
             }
             self._write_meta(build, [p[0] for p in passages], [p[1] for p in passages],
                              [json.dumps(p[2]) + "\n" for p in passages], manifest)
             shutil.rmtree(build / ".colbert-run", ignore_errors=True)
             final = self._dir.commit(build)
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
         self.last_stats = {"op": "build", "reason": reason, "passages": len(passages),
                            "seconds": round(time.perf_counter() - t0, 2)}
         self._load(final)
@@ -356,7 +355,6 @@ class ColBERTIndex:
         """Add and/or remove passages with colbert-ai's IndexUpdater on the loaded index, then write
         the result as a new version (unchanged chunk files hard-linked) and swap it in."""
         import torch
-        from colbert.indexing.collection_encoder import CollectionEncoder
 
         progress = loud_progress(progress)
         t0 = time.perf_counter()
@@ -367,19 +365,19 @@ class ColBERTIndex:
         with quiet_colbert(self.verbose), torch.inference_mode():
             updater = make_updater(config, searcher)
             updater.has_checkpoint = True
-            updater.encoder = CollectionEncoder(config, self.model)
+            updater.encoder = PassageEncoder(lambda items: encode_passages(items, self.spool, self._encode_texts),
+                                             {c.id: (c.id, c.arxiv_id, c.text) for c in new})
             old_n = len(self._ranker.doclens)
             if remove_pids:
                 updater.remove(remove_pids)
             t_enc = time.perf_counter()
             for i in range(0, len(new), 256):
-                updater.add([c.text for c in new[i:i + 256]])
+                updater.add([c.id for c in new[i:i + 256]])
                 if progress:
                     progress(min(i + 256, len(new)), len(new))
             t_enc = time.perf_counter() - t_enc
 
-        build = self._dir.new_build()
-        try:
+        with self._dir.building() as build:
             stats = write_updated_index(old, build, self._ranker, updater, old_n, set(remove_pids))
             ids = list(self._ids) + [c.id for c in new]
             arxiv = list(self._arxiv) + [c.arxiv_id for c in new]
@@ -394,9 +392,6 @@ class ColBERTIndex:
             manifest.pop("empty", None)
             self._write_meta(build, ids, arxiv, texts, manifest)
             final = self._dir.commit(build)
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
         self.last_stats = {"op": "update", "added": len(new), "removed": len(remove_pids),
                            "encode_seconds": round(t_enc, 2), "seconds": round(time.perf_counter() - t0, 2),
                            **stats}

@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
+from indexes.embedder import torch_threads  # noqa: F401  (re-exported: ColBERTIndex searches with it)
+
 CHUNK_PASSAGES = 2000  # passages per colbert-ai chunk file
 CODEC_FILES = ("centroids.pt", "avg_residual.pt", "buckets.pt", "plan.json")
 
@@ -49,23 +51,6 @@ def loud_progress(progress: Progress | None) -> Progress | None:
     return call
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with n intra-op threads. One query is too small to gain from more, and on a busy
-    2-core machine two spinning OpenMP threads made a query encoding ~25x slower (1.2 s vs 45 ms)."""
-    import torch
-
-    old = torch.get_num_threads()
-    if not n or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def provenance_digest(checkpoint_path: str) -> str | None:
     prov = Path(checkpoint_path) / "PROVENANCE.json"
     if prov.exists():
@@ -96,11 +81,22 @@ def PlaidBuilder(*args, **kwargs):
     return cls(*args, **kwargs)
 
 
+class PassageEncoder:
+    """What colbert-ai's IndexUpdater needs of an encoder; the "passages" it is handed are keys of `items`
+    (chunk ids), encoded by `encode(list of items) -> (flat vectors, doclens)`."""
+
+    def __init__(self, encode: Callable, items: dict):
+        self.encode, self.items = encode, items
+
+    def encode_passages(self, keys):
+        embs, doclens = self.encode([self.items[k] for k in keys])
+        return embs.float(), doclens
+
+
 class _PlaidBuilderMixin:
-    def __init__(self, config, texts: list[str], model, partitions_factor: float, seed: int,
+    def __init__(self, config, texts: list[str], encode: Callable, partitions_factor: float, seed: int,
                  progress: Progress | None, verbose: int):
         from colbert.data.collection import Collection
-        from colbert.indexing.collection_encoder import CollectionEncoder
         from colbert.indexing.index_saver import IndexSaver
 
         self.verbose = verbose
@@ -108,8 +104,7 @@ class _PlaidBuilderMixin:
         self.rank, self.nranks = 0, 1
         self.use_gpu = False
         self.collection = Collection(data=list(texts))
-        self.checkpoint = model
-        self.encoder = CollectionEncoder(config, model)
+        self.encode = encode  # passage numbers -> (flat float16 vectors, doclens)
         self.saver = IndexSaver(config)
         self.partitions_factor = partitions_factor
         self.seed = seed
@@ -117,9 +112,9 @@ class _PlaidBuilderMixin:
         self._memo: dict[int, object] = {}
         self._done = 0
 
-    def _encode(self, texts: list[str]):
-        embs, doclens = self.encoder.encode_passages(texts)
-        self._done += len(texts)
+    def _encode(self, pids: list[int]):
+        embs, doclens = self.encode(pids)
+        self._done += len(pids)
         if self.progress:
             self.progress(self._done, len(self.collection))
         return embs.half(), doclens
@@ -133,7 +128,7 @@ class _PlaidBuilderMixin:
         partitions = self._partitions(n * est_doclen)
         n_sample = min(n, max(64, int(math.ceil(64 * partitions / est_doclen))))
         sampled = sorted(random.Random(self.seed).sample(range(n), n_sample))
-        embs, doclens = self._encode([self.collection[i] for i in sampled])
+        embs, doclens = self._encode(sampled)
         offset = 0
         for pid, dl in zip(sampled, doclens):
             self._memo[pid] = embs[offset:offset + dl]
@@ -167,7 +162,7 @@ class _PlaidBuilderMixin:
                 todo = [i for i in range(lo, hi) if i not in self._memo]
                 fresh: dict[int, object] = {}
                 if todo:
-                    embs, doclens = self._encode([self.collection[i] for i in todo])
+                    embs, doclens = self._encode(todo)
                     offset = 0
                     for pid, dl in zip(todo, doclens):
                         fresh[pid] = embs[offset:offset + dl]

@@ -103,8 +103,8 @@ def vllm_url(vllm_settings):
         yield shared
         return
     server = VLLMServer(vllm_settings)
-    try:
-        yield server.ensure_running(progress=print)
+    try:  # kept: the suite's clients bypass keep-alive's clock, and a quiet stretch must not stop it
+        yield server.ensure_running(progress=print, keep=True)
     finally:
         server.stop()
 

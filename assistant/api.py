@@ -79,12 +79,18 @@ class Assistant:
         return self.library.papers()
 
     def remove(self, arxiv_id: str) -> bool:
-        removed = self.library.remove(arxiv_id)
+        with self.library.writing():
+            removed = self.library.remove(arxiv_id)
         if removed:  # summary-tree bookkeeping: topic summaries that used the paper go stale
             from indexes.raptor import forget_paper
 
             forget_paper(self.library, arxiv_id)
         return removed
+
+    def remove_failed(self) -> list[str]:
+        """Forget every failed paper (`papers --failed`); returns their ids."""
+        with self.library.writing():
+            return self.library.remove_failed()
 
     def neighbours(self, chunk_id: str, before: int = 1, after: int = 1):
         return self.library.store.neighbours(chunk_id, before, after)
@@ -129,6 +135,8 @@ class Assistant:
         mode = mode or self.settings.retrieval_mode
         timings: dict[str, float] = {}
         yield AskEvent(kind="search", text=f"searching ({mode})")
+        for warning in self.retriever.warnings(mode):  # a missing index must not pass for "no answer"
+            yield AskEvent(kind="error", text=warning)
         start = time.perf_counter()
         if self.library.dense.count() == 0:
             from assistant.engine.answer import abstention

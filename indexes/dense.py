@@ -96,6 +96,17 @@ class DenseIndex:
     def count(self) -> int:
         return self._col.count()
 
+    def all_ids(self) -> dict[str, str]:
+        """Every chunk id the collection holds -> its arXiv id (`indexes.health` compares them with the store)."""
+        out: dict[str, str] = {}
+        offset = 0
+        while True:
+            res = self._col.get(include=["metadatas"], limit=WRITE_BATCH * 5, offset=offset)
+            out.update({cid: str((meta or {}).get("arxiv_id", "")) for cid, meta in zip(res["ids"], res["metadatas"])})
+            if len(res["ids"]) < WRITE_BATCH * 5:
+                return out
+            offset += len(res["ids"])
+
 
 def _where(arxiv_ids: Sequence[str] | None, levels: Sequence[int] | None) -> dict | None:
     clauses = []

@@ -10,6 +10,10 @@ from assistant.core.types import Answer, Hit, IngestResult, PaperRecord, PaperSt
 
 
 def print_ingest_summary(console: Console, results: Sequence[IngestResult], seconds: float) -> None:
+    for r in results:
+        if r.kind == "input":
+            console.print(f"[yellow]{r.reason}[/yellow]", highlight=False)
+    results = [r for r in results if r.kind == "paper"]
     ok = [r for r in results if r.status == PaperStatus.ok]
     failed = [r for r in results if r.status == PaperStatus.failed]
     fresh = [r for r in ok if not r.skipped]

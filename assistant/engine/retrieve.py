@@ -21,6 +21,32 @@ class Retriever:
         return ["dense", *self.library.extra_indexes.keys(), *(["hybrid"] if self.library.extra_indexes else []),
                 "collapsed"]
 
+    def warnings(self, mode: str) -> list[str]:
+        """What is wrong with the indexes `mode` searches (missing, stale, mid-build), in words for the user;
+        hybrid says which retrievers it runs without."""
+        from indexes.health import quick_check
+
+        used = self._indexes_of(mode)
+        issues = [i for i in quick_check(self.library) if i.index in used or i.kind == "pending"]
+        out = [i.message for i in issues]
+        if mode == "hybrid":
+            down = sorted({i.index for i in issues if i.unavailable})
+            if down:
+                out.append(f"hybrid search degraded: running without {', '.join(down)}")
+        return out
+
+    def unavailable(self, mode: str) -> list[str]:
+        """Messages of the indexes `mode` needs that cannot serve a search at all."""
+        from indexes.health import quick_check
+
+        used = self._indexes_of(mode)
+        return [i.message for i in quick_check(self.library) if i.unavailable and i.index in used]
+
+    def _indexes_of(self, mode: str) -> set[str]:
+        if mode == "hybrid":
+            return {"dense", *self.library.extra_indexes}
+        return {mode} if mode in self.library.extra_indexes else {"dense"}
+
     def rank(self, query: str, mode: str, k: int, papers: Sequence[str] | None = None,
              extra_vectors: Sequence[np.ndarray] = ()) -> list[tuple[str, float]]:
         """(chunk id, score) best first. extra_vectors (e.g. HyDE passages) are searched densely and fused in."""
@@ -28,6 +54,9 @@ class Retriever:
         if mode == "dense":
             ranked = lib.dense.search(query, k, papers)
         elif mode in lib.extra_indexes:
+            down = self.unavailable(mode)
+            if down:  # an empty result would read as "nothing matches"
+                raise RetrievalError(down[0])
             ranked = lib.extra_indexes[mode].search(query, k, papers)
         elif mode == "hybrid":
             from assistant.engine.fusion import rrf

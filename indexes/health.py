@@ -94,6 +94,20 @@ def _folder_issues(name: str, index, searchable: int, writer: int | None) -> lis
     return issues
 
 
+def unavailable(library, name: str) -> str | None:
+    """Why secondary index `name` cannot serve a search (None when it can): what a search checks first,
+    so it reads the in-memory count and touches the disk only when that is zero."""
+    index = library.extra_indexes[name]
+    if _live_count(index):
+        return None
+    searchable = library.store.count_searchable()
+    if not searchable:
+        return None
+    down = [i for i in _folder_issues(name, index, searchable, library.writer()) if i.unavailable]
+    return down[0].message if down else (f"the {name} index holds no passages (the store has {searchable}): "
+                                         f"{name} search is unavailable; {REPAIR}")
+
+
 def quick_check(library) -> list[Issue]:
     """Counts and folders only; what a search or the library's opening can afford."""
     store = library.store

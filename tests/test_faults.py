@@ -75,11 +75,13 @@ def assert_no_unsearchable_hits(a: Assistant, modes=("dense", "bm25", "hybrid"))
             for hit in a.search(query, k=10, mode=mode):
                 assert ok.get(hit.chunk.arxiv_id, "not ok") == hit.chunk.version, (mode, hit.chunk.id)
                 n += 1
-        for name, index in a.library.extra_indexes.items():  # and the raw index holds nothing else
+        # The raw secondary indexes never hold a stored chunk that is not searchable (a pending paper, a
+        # staged version); ids the store dropped (a kill between a swap and the index update) read as nothing.
+        for name, index in a.library.extra_indexes.items():
             for query in QUERIES:
                 for cid, _ in index.search(query, 50):
                     chunk = a.library.store.chunks([cid]).get(cid)
-                    assert chunk is not None and ok.get(chunk.arxiv_id, "not ok") == chunk.version, (name, cid)
+                    assert chunk is None or ok.get(chunk.arxiv_id, "not ok") == chunk.version, (name, cid)
     return n
 
 

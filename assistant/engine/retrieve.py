@@ -36,11 +36,19 @@ class Retriever:
         return out
 
     def unavailable(self, mode: str) -> list[str]:
-        """Messages of the indexes `mode` needs that cannot serve a search at all."""
-        from indexes.health import quick_check
+        """Messages of the secondary indexes `mode` needs that cannot serve a search at all."""
+        from indexes.health import unavailable
 
         used = self._indexes_of(mode)
-        return [i.message for i in quick_check(self.library) if i.unavailable and i.index in used]
+        found = (unavailable(self.library, name) for name in self.library.extra_indexes if name in used)
+        return [message for message in found if message]
+
+    def _keep_searchable(self, ranked: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+        """Drop ids search must not return (a paper mid-ingest, a superseded version, a removed paper)
+        before fusion and truncation, so that they cannot crowd out the passages that are searchable."""
+        chunks = self.library.store.chunks([cid for cid, _ in ranked])
+        ok = self.library.ok_papers()
+        return [(cid, s) for cid, s in ranked if cid in chunks and self.library.searchable(chunks[cid], ok)]
 
     def _indexes_of(self, mode: str) -> set[str]:
         if mode == "hybrid":
@@ -52,18 +60,19 @@ class Retriever:
         """(chunk id, score) best first. extra_vectors (e.g. HyDE passages) are searched densely and fused in."""
         lib = self.library
         if mode == "dense":
-            ranked = lib.dense.search(query, k, papers)
+            ranked = self._keep_searchable(lib.dense.search(query, 2 * k, papers))
         elif mode in lib.extra_indexes:
             down = self.unavailable(mode)
             if down:  # an empty result would read as "nothing matches"
                 raise RetrievalError(down[0])
-            ranked = lib.extra_indexes[mode].search(query, k, papers)
+            ranked = self._keep_searchable(lib.extra_indexes[mode].search(query, 2 * k, papers))
         elif mode == "hybrid":
             from assistant.engine.fusion import rrf
 
             pool = max(k * 3, 30)
             rankings = {"dense": lib.dense.search(query, pool, papers)}
             rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
+            rankings = {name: self._keep_searchable(r) for name, r in rankings.items()}
             ranked = rrf(rankings, lib.settings.fusion_weights, k=lib.settings.rrf_k, limit=k)
         elif mode == "collapsed" or mode.startswith("collapsed:"):
             # RAPTOR collapsed tree: every level in one pool, filled to a token budget; "collapsed:0,1" filters levels.

@@ -60,6 +60,14 @@ class RepairReport(BaseModel):
     after: HealthReport
 
 
+def _writer(library) -> int | None:
+    """Another process writing now: an ingest or a repair (the library's lock), or a summary-tree build."""
+    from indexes.raptor import build_running
+
+    tree = build_running(library.settings.index_dir)
+    return library.writer() or (tree if tree != os.getpid() else None)
+
+
 def _live_count(index) -> int:
     try:
         return len(index)
@@ -111,7 +119,7 @@ def unavailable(library, name: str) -> str | None:
 def quick_check(library) -> list[Issue]:
     """Counts and folders only; what a search or the library's opening can afford."""
     store = library.store
-    writer = library.writer()
+    writer = _writer(library)
     searchable = store.count_searchable()
     issues: list[Issue] = []
     for name, index in library.extra_indexes.items():
@@ -145,7 +153,7 @@ def quick_check(library) -> list[Issue]:
 def check(library) -> HealthReport:
     """Every id of every index against the store's searchable leaves, per paper."""
     store = library.store
-    writer = library.writer()
+    writer = _writer(library)
     records = {r.paper.arxiv_id: r for r in store.papers()}
     leaves = store.leaf_ids()
     searchable: dict[str, str] = {}

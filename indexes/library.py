@@ -57,6 +57,8 @@ class Library:
                                 collection=settings.collection)
         self.extra_indexes: dict[str, Index] = (build_extra_indexes(settings) if extra_indexes is None
                                                 else dict(extra_indexes))
+        # The cheap health check, once on open: front ends show these before anything else.
+        self.open_warnings: list[str] = self.warnings()
 
     # --- reading
     def papers(self) -> list[PaperRecord]:
@@ -149,9 +151,6 @@ class Library:
         self.drop_from_indexes(self.store.drop_leaves(paper.arxiv_id))
         self.store.upsert_paper(paper, PaperStatus.failed, reason, 0)
         return reason
-
-    def mark_failed(self, paper: Paper, reason: str) -> None:
-        self.record_failure(paper, reason)
 
     def rollback_version(self, arxiv_id: str) -> int:
         """Drop the leaves of an ok paper's other versions (an upgrade that did not finish)."""

@@ -45,10 +45,24 @@ def kill_at(point: str, home, mirror, *args: str, indexes=("bm25",)) -> None:
     for line in proc.stderr:
         seen.append(line)
         if line.startswith(f"FAULT {point.split('@')[0]} "):
+            _torch_extensions_settled()
             os.kill(proc.pid, signal.SIGKILL)
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "".join(seen[-20:])
+
+
+def _torch_extensions_settled(limit_s: float = 300.0) -> None:
+    """Wait while torch compiles colbert-ai's C++ extensions (a background thread of the stopped process may
+    be at it): a kill then would leave torch's build lock file behind and hang every later load."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if not root:
+        return
+    from pathlib import Path
+
+    deadline = time.time() + limit_s
+    while any(Path(root).glob("*/lock")) and time.time() < deadline:
+        time.sleep(0.5)
 
 
 def doctor(home, mirror, *flags: str, indexes=("bm25",)) -> tuple[int, dict]:

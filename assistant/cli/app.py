@@ -45,7 +45,7 @@ def ingest(ctx: typer.Context, items: list[str] = typer.Argument(..., help="arXi
     """Fetch, parse, chunk and index papers. Re-running resumes; what succeeded is not redone.
     Exits 1 when nothing requested succeeded (every paper failed, or no paper was named)."""
     a = make_assistant(ctx)
-    warn(a.library.warnings())
+    warn(a.library.open_warnings)
     with IngestProgress(console, enabled=not as_json) as progress:
         results = a.ingest(items, progress=progress)
     error = ingest_error(results)
@@ -79,7 +79,7 @@ def papers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
            failed: bool = typer.Option(False, "--failed", help="Only the papers that failed, with their reasons")) -> None:
     """List indexed papers with their status (ok / failed with reason)."""
     a = make_assistant(ctx)
-    warn(a.library.warnings())
+    warn(a.library.open_warnings)
     records = a.papers()
     if failed:
         records = [r for r in records if r.status == PaperStatus.failed]

@@ -1,10 +1,23 @@
 """Exit codes, `error` fields and failed rows through the real CLI (a subprocess), on one small real paper."""
 import json
+import os
+import subprocess
+import sys
 
 from tests.conftest import SMALL_IDS, make_mirror
-from tests.test_cli import cli
 
 ROBERTA, GQA = SMALL_IDS
+
+
+def cli(*args: str, home, mirror=None, bm25_only: bool = True) -> subprocess.CompletedProcess:
+    """The CLI on a tmp home, BM25 beside dense (what these checks need; ColBERT has tests/test_faults.py)."""
+    base = [sys.executable, "-m", "assistant", "--home", str(home), "--offline"]
+    if mirror:
+        base += ["--mirror", str(mirror)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_ASSISTANT_")}
+    if bm25_only:
+        env["PAPER_ASSISTANT_INDEXES"] = '["bm25"]'
+    return subprocess.run(base + list(args), capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_ingest_exit_codes_and_failed_rows(tmp_path):
@@ -47,7 +60,7 @@ def test_malformed_config_is_one_line_naming_file_key_and_type(tmp_path):
     for text, expected in [('indexes = "[\'bm25\']"\n', "'indexes'"), ("top_k = 'many'\n", "'top_k'"),
                            ("no_such_key = 1\n", "unknown setting 'no_such_key'"), ("top_k = [\n", "not valid TOML")]:
         config.write_text(text)
-        done = cli("papers", home=home)
+        done = cli("papers", home=home, bm25_only=False)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert str(config) in lines[0] and expected in lines[0] and "Traceback" not in done.stderr, lines[0]

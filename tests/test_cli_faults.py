@@ -64,3 +64,12 @@ def test_malformed_config_is_one_line_naming_file_key_and_type(tmp_path):
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert str(config) in lines[0] and expected in lines[0] and "Traceback" not in done.stderr, lines[0]
+
+
+def test_search_with_invalid_utf8_is_no_traceback(tmp_path):
+    home, mirror = tmp_path / "home", make_mirror(tmp_path / "mirror", [GQA])
+    assert cli("ingest", GQA, home=home, mirror=mirror).returncode == 0
+    query = os.fsdecode(b"grouped-query attention \xff\xfe heads")  # what argv holds for invalid UTF-8
+    done = cli("search", query, "--json", home=home)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert json.loads(done.stdout)[0]["chunk"]["arxiv_id"] == GQA

@@ -13,6 +13,12 @@ class RetrievalError(ValueError):
     pass
 
 
+def valid_text(text: str) -> str:
+    """Invalid UTF-8 from the command line arrives as lone surrogates, which the tokenizers reject with a
+    TypeError: replace them, as a bad byte in a query should not cost the whole search."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class Retriever:
     def __init__(self, library: Library):
         self.library = library
@@ -92,12 +98,12 @@ class Retriever:
 
     def relevance(self, query: str, papers: Sequence[str] | None = None) -> float:
         """Best dense cosine: a scale comparable across questions, whatever the retrieval mode."""
-        top = self.library.dense.search(query, 1, papers or None)
+        top = self.library.dense.search(valid_text(query), 1, papers or None)
         return float(top[0][1]) if top else 0.0
 
     def search(self, query: str, mode: str = "dense", k: int = 10, papers: Sequence[str] | None = None,
                extra_vectors: Sequence[np.ndarray] = ()) -> list[Hit]:
-        query = query.strip()
+        query = valid_text(query).strip()
         if not query:
             raise RetrievalError("empty query")
         ranked = self.rank(query, mode, k, papers, extra_vectors)

@@ -78,9 +78,14 @@ def _live_count(index) -> int:
 def _folder_issues(name: str, index, searchable: int, writer: int | None) -> list[Issue]:
     path = getattr(index, "path", None)
     if path is None or not Path(path).exists():
+        if not searchable or path is None:
+            return []
+        if writer is not None:
+            return [Issue(kind="building", index=name, unavailable=True,
+                          message=f"the {name} index is being built (pid {writer}): {name} search is unavailable "
+                                  "until that finishes")]
         return [Issue(kind="no_current", index=name, unavailable=True,
-                      message=f"the {name} index is missing ({path}): {name} search is unavailable; {REPAIR}")] \
-            if searchable and path is not None else []
+                      message=f"the {name} index is missing ({path}): {name} search is unavailable; {REPAIR}")]
     folder = VersionedDir(Path(path))
     holder = lock_holder(folder.root / ".lock")
     builder = (holder if holder != os.getpid() else None) or writer

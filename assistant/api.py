@@ -92,12 +92,18 @@ class Assistant:
         return self.library.papers()
 
     def remove(self, arxiv_id: str) -> bool:
-        removed = self.library.remove(arxiv_id)
+        with self.library.writing():
+            removed = self.library.remove(arxiv_id)
         if removed:  # summary-tree bookkeeping: topic summaries that used the paper go stale
             from indexes.raptor import forget_paper
 
             forget_paper(self.library, arxiv_id)
         return removed
+
+    def remove_failed(self) -> list[str]:
+        """Forget every failed paper (`papers --failed`); returns their ids."""
+        with self.library.writing():
+            return self.library.remove_failed()
 
     def neighbours(self, chunk_id: str, before: int = 1, after: int = 1):
         return self.library.store.neighbours(chunk_id, before, after)
@@ -140,6 +146,8 @@ class Assistant:
         if self.settings.agentic if agentic is None else agentic:
             from assistant.engine.agent.workflow import Engine
 
+            for warning in self.retriever.warnings(mode or self.settings.retrieval_mode):
+                yield AskEvent(kind="error", text=warning)
             engine = Engine(self.retriever, self.llm(progress), self.settings, self.embedder)
             yield from self._with_leaf_citations(engine.stream(question, papers, mode, hyde))
             return

@@ -73,6 +73,19 @@ class DenseIndex:
     def search_vector(self, vector: np.ndarray, k: int, arxiv_ids: Sequence[str] | None = None,
                       levels: Sequence[int] | None = (0,)) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) pairs, best first."""
+        from chromadb.errors import InternalError
+
+        try:
+            return self._search_vector(vector, k, arxiv_ids, levels)
+        except InternalError as exc:
+            # Another process's first ingest has rows in SQLite but no vector segment on disk yet (chromadb
+            # flushes it in batches): to a reader in this process the index holds nothing searchable so far.
+            if "Nothing found on disk" in str(exc):
+                return []
+            raise
+
+    def _search_vector(self, vector: np.ndarray, k: int, arxiv_ids: Sequence[str] | None,
+                       levels: Sequence[int] | None) -> list[tuple[str, float]]:
         total = self.count()
         if total == 0:
             return []
@@ -95,6 +108,17 @@ class DenseIndex:
 
     def count(self) -> int:
         return self._col.count()
+
+    def all_ids(self) -> dict[str, str]:
+        """Every chunk id the collection holds -> its arXiv id (`indexes.health` compares them with the store)."""
+        out: dict[str, str] = {}
+        offset = 0
+        while True:
+            res = self._col.get(include=["metadatas"], limit=WRITE_BATCH * 5, offset=offset)
+            out.update({cid: str((meta or {}).get("arxiv_id", "")) for cid, meta in zip(res["ids"], res["metadatas"])})
+            if len(res["ids"]) < WRITE_BATCH * 5:
+                return out
+            offset += len(res["ids"])
 
 
 def query_vector(embedder: Embedder, query: str) -> np.ndarray:

@@ -1,14 +1,22 @@
 """The library: the SQLite store (source of truth) and every index built from it, kept in step.
 
-Resumable by construction: a paper is marked ok only after its chunks are in the store and the dense
-index, chunk ids are stable and writes are upserts, so a killed ingest is finished by the next run
-without duplicates. Secondary indexes (BM25, ColBERT) are synced from the store in one batch.
+The invariant: a chunk is searchable in any index iff its paper is `ok` in the store at that paper's
+current version. Writes keep it: a new paper is staged (row pending + all its chunks, one transaction),
+embedded, then marked ok; a new version of an ok paper is staged beside the old one and swapped in by one
+transaction (`promote_version`), so a failed or killed upgrade leaves the old version searchable; the
+secondary indexes (BM25, ColBERT) are synced only from searchable chunks. Reads filter by the same rule
+(`searchable`). Chunk ids are stable and writes are upserts, so a killed ingest is finished by the next
+run without duplicates; `indexes.health` checks the whole invariant and repairs what a kill left.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import os
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from assistant.core.config import Settings
+from assistant.core.faults import fault_point
+from assistant.core.locks import LockHeld, exclusive_lock, lock_holder
 from assistant.core.types import Chunk, Paper, PaperRecord, PaperStatus, ProgressEvent
 from indexes.base import Embedder, Index
 from indexes.dense import DenseIndex
@@ -49,6 +57,8 @@ class Library:
                                 collection=settings.collection)
         self.extra_indexes: dict[str, Index] = (build_extra_indexes(settings, embedder) if extra_indexes is None
                                                 else dict(extra_indexes))
+        # The cheap health check, once on open: front ends show these before anything else.
+        self.open_warnings: list[str] = self.warnings()
 
     # --- reading
     def papers(self) -> list[PaperRecord]:
@@ -68,18 +78,56 @@ class Library:
     def ok_papers(self) -> dict[str, Paper]:
         return {r.paper.arxiv_id: r.paper for r in self.store.papers(PaperStatus.ok)}
 
-    # --- writing
+    # --- writing (callers hold `writing()`: one writer per library at a time)
+    @contextmanager
+    def writing(self, blocking: bool = True, on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
+        """The library's writer lock, across processes (released by the kernel if the holder dies). Two
+        ingests run one after the other; a killed writer's leftovers are told apart from live work by it."""
+        path = self.settings.index_dir / ".write.lock"
+        lock = exclusive_lock(path, blocking=False)
+        try:
+            lock.__enter__()
+        except LockHeld as exc:
+            if not blocking:
+                raise
+            if on_wait:
+                on_wait(exc.pid)
+            lock = exclusive_lock(path)
+            lock.__enter__()
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
+
+    def writer(self) -> int | None:
+        """Pid of another process writing to this library now, if any."""
+        pid = lock_holder(self.settings.index_dir / ".write.lock")
+        return None if pid == os.getpid() else pid
+
     def add_paper(self, paper: Paper, chunks: Sequence[Chunk], progress: Progress = _quiet) -> None:
         """Store a paper's chunks and embed them into the dense index; the paper is ok once both hold them.
-        Secondary indexes catch up in `sync_indexes`."""
-        self.store.upsert_paper(paper, PaperStatus.pending, "", len(chunks))
-        stale = self.store.replace_chunks(paper.arxiv_id, chunks)
-        if stale:
-            self.dense.remove(stale)
-            for index in self.extra_indexes.values():
-                index.remove(stale)
-        # Chunks already embedded by an interrupted run are not embedded again.
-        have = set(self.dense.ids_of(paper.arxiv_id))
+        A new version of an ok paper replaces the old one only when it is complete. Secondary indexes
+        catch up in `sync_indexes`."""
+        record = self.store.paper(paper.arxiv_id)
+        upgrade = record is not None and record.status == PaperStatus.ok and record.paper.version != paper.version
+        if upgrade:
+            self.store.stage_version(chunks)
+        else:
+            stale = self.store.stage_paper(paper, chunks)
+            self.drop_from_indexes(stale)
+        fault_point("staged")
+        self.embed_missing(paper.arxiv_id, chunks, progress)
+        fault_point("embedded")
+        if upgrade:
+            old = self.store.promote_version(paper, len(chunks))
+            fault_point("promoted")
+            self.drop_from_indexes(old)
+        else:
+            self.store.set_status(paper.arxiv_id, PaperStatus.ok, "", len(chunks))
+
+    def embed_missing(self, arxiv_id: str, chunks: Sequence[Chunk], progress: Progress = _quiet) -> int:
+        """Embed into the dense index the chunks it does not hold yet (an interrupted run's are kept)."""
+        have = set(self.dense.ids_of(arxiv_id))
         missing = [c for c in chunks if c.id not in have]
         done = len(chunks) - len(missing)
         step = max(1, self.settings.embed_batch_size)
@@ -87,9 +135,9 @@ class Library:
             part = missing[i:i + step]
             self.dense.add_embedded(part, self._embed(part))
             done += len(part)
-            progress(ProgressEvent(stage="embed", message=paper.arxiv_id, done=done, total=len(chunks),
-                                   item=paper.arxiv_id))
-        self.store.set_status(paper.arxiv_id, PaperStatus.ok, "", len(chunks))
+            progress(ProgressEvent(stage="embed", message=arxiv_id, done=done, total=len(chunks), item=arxiv_id))
+            fault_point("embed-batch")
+        return len(missing)
 
     def _embed(self, chunks: Sequence[Chunk]):
         """Dense vectors of chunks; indexes that take token vectors from the same pass (ColBERT) keep theirs."""
@@ -102,30 +150,74 @@ class Library:
             index.stage(chunks, tokens, ids)
         return pooled
 
-    def mark_failed(self, paper: Paper, reason: str) -> None:
+    def record_failure(self, paper: Paper, reason: str) -> str:
+        """A paper could not be (re-)ingested. An ok paper at another version stays ok and searchable (the
+        returned reason says so); anything else is marked failed with no chunk left in any index."""
+        record = self.store.paper(paper.arxiv_id)
+        if record is not None and record.status == PaperStatus.ok and record.paper.version != paper.version:
+            self.rollback_version(paper.arxiv_id)
+            have = f"v{record.paper.version}" if record.paper.version else "another version"
+            want = f"v{paper.version}" if paper.version else "the version asked for"
+            return f"{reason}; {have} is indexed and stays in use ({want} was not ingested)"
+        self.drop_from_indexes(self.store.drop_leaves(paper.arxiv_id))
         self.store.upsert_paper(paper, PaperStatus.failed, reason, 0)
+        return reason
+
+    def rollback_version(self, arxiv_id: str) -> int:
+        """Drop the leaves of an ok paper's other versions (an upgrade that did not finish)."""
+        record = self.store.paper(arxiv_id)
+        if record is None:
+            return 0
+        ids = self.store.drop_leaves(arxiv_id, record.paper.version, other_versions=True)
+        self.drop_from_indexes(ids)
+        return len(ids)
+
+    def finish_pending(self, arxiv_id: str, progress: Progress = _quiet) -> bool:
+        """Finish a paper left pending by a killed ingest from the chunks staged in the store; False (and
+        the paper is rolled back to failed) when they are not all there."""
+        record = self.store.paper(arxiv_id)
+        if record is None or record.status != PaperStatus.pending:
+            return False
+        chunks = [c for c in self.store.chunks_of(arxiv_id) if c.version == record.paper.version]
+        if not chunks or len(chunks) != record.n_chunks:
+            self.record_failure(record.paper, "ingest was interrupted before its passages were stored; ingest it again")
+            return False
+        self.embed_missing(arxiv_id, chunks, progress)
+        self.store.set_status(arxiv_id, PaperStatus.ok, "", len(chunks))
+        return True
+
+    def drop_from_indexes(self, ids: Sequence[str]) -> None:
+        """Remove chunk ids from the dense and every secondary index (the store is the caller's business)."""
+        if not ids:
+            return
+        self.dense.remove(ids)
+        for index in self.extra_indexes.values():
+            index.remove(ids)
 
     def remove(self, arxiv_id: str) -> bool:
         """Remove a paper from the store and every index."""
         if self.store.paper(arxiv_id) is None:
             return False
-        ids = [c.id for c in self.store.chunks_of(arxiv_id, level=None)]
-        self.dense.remove(ids)
-        for index in self.extra_indexes.values():
-            index.remove(ids)
+        self.drop_from_indexes([c.id for c in self.store.chunks_of(arxiv_id, level=None)])
         self.store.delete_paper(arxiv_id)
         return True
 
+    def remove_failed(self) -> list[str]:
+        """Forget every failed paper (rows only: a failed paper has no passage in any index)."""
+        failed = [r.paper.arxiv_id for r in self.store.papers(PaperStatus.failed)]
+        self.drop_from_indexes([c.id for aid in failed for c in self.store.chunks_of(aid, level=None)])
+        return self.store.delete_failed()
+
     def sync_indexes(self, progress: Progress = _quiet, names: Sequence[str] | None = None) -> dict[str, int]:
-        """Bring secondary indexes (BM25, ColBERT) in line with the store's leaf passages: add what they
-        miss, drop what the store no longer has. One batched add after an ingest is far cheaper for
-        ColBERT than one per paper, and this also repairs an index left behind by a killed process.
-        Summary nodes (level > 0) stay out: searching these indexes is leaf-only."""
+        """Bring secondary indexes (BM25, ColBERT) in line with the store's searchable leaves: add what they
+        miss, drop what is no longer searchable (removed, failed, pending or superseded). One batched add
+        after an ingest is far cheaper for ColBERT than one per paper, and this also repairs an index left
+        behind by a killed process. Summary nodes (level > 0) stay out: searching these indexes is leaf-only."""
         changed: dict[str, int] = {}
         for name, index in self.extra_indexes.items():
             if names is not None and name not in names:
                 continue
-            wanted = {c.id: c for c in self.store.iter_chunks(level=0)}
+            wanted = {c.id: c for c in self.store.iter_searchable(level=0)}
             have = set(index.chunk_ids())
             gone = sorted(have - wanted.keys())
             new = [c for cid, c in wanted.items() if cid not in have]
@@ -134,11 +226,22 @@ class Library:
             if new:
                 message = f"{name} index: adding {len(new)} passages"
                 progress(ProgressEvent(stage="build", message=message, done=0, total=len(new)))
-                index.add(new, progress=lambda done, total: progress(
-                    ProgressEvent(stage="build", message=message, done=done, total=total)))
+
+                def report(done: int, total: int, message: str = message) -> None:
+                    progress(ProgressEvent(stage="build", message=message, done=done, total=total))
+                    fault_point(f"sync-{name}")
+
+                index.add(new, progress=report)
                 progress(ProgressEvent(stage="build", message=message, done=len(new), total=len(new)))
             changed[name] = len(new) + len(gone)
         return changed
+
+    # --- health (indexes.health holds the checks)
+    def warnings(self) -> list[str]:
+        """The cheap part of `doctor`: indexes missing, stale or left mid-build, papers left pending."""
+        from indexes.health import quick_check
+
+        return [issue.message for issue in quick_check(self)]
 
     def close(self) -> None:
         self.store.close()

@@ -104,6 +104,54 @@ class Store:
                 db.execute("UPDATE papers SET status=?, reason=?, n_chunks=?, updated_at=? WHERE arxiv_id=?",
                            (status.value, reason, n_chunks, time.time(), arxiv_id))
 
+    def stage_paper(self, paper: Paper, chunks: Sequence[Chunk]) -> list[str]:
+        """A new paper (or a re-chunked one at its current version): the row, pending, and its leaf chunks in
+        one transaction, so a pending paper always has all its chunks in the store (a killed ingest can be
+        finished from them). Returns the ids of the paper's leaves that were dropped."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (paper.arxiv_id, paper.version, paper.title, json.dumps(list(paper.authors)), paper.year,
+                 paper.abstract, paper.pdf_path, PaperStatus.pending.value, "", len(chunks), time.time()),
+            )
+            old = {r[0] for r in db.execute("SELECT id FROM chunks WHERE arxiv_id=? AND level=0", (paper.arxiv_id,))}
+            stale = sorted(old - {c.id for c in chunks})
+            db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in stale])
+            _insert_leaves(db, chunks)
+        return stale
+
+    def stage_version(self, chunks: Sequence[Chunk]) -> None:
+        """Leaves of a new version of a paper that is ok at another one: stored beside the old version,
+        unsearchable (their version is not the paper's) until `promote_version`."""
+        with self._tx() as db:
+            _insert_leaves(db, chunks)
+
+    def promote_version(self, paper: Paper, n_chunks: int) -> list[str]:
+        """Make `paper` (its version) the paper's current one, ok, and drop the leaves of every other
+        version, in one transaction; returns the dropped ids so the indexes can drop them too."""
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE arxiv_id=? AND level=0 AND version IS NOT ?",
+                                            (paper.arxiv_id, paper.version))]
+            db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
+            db.execute(
+                "INSERT OR REPLACE INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (paper.arxiv_id, paper.version, paper.title, json.dumps(list(paper.authors)), paper.year,
+                 paper.abstract, paper.pdf_path, PaperStatus.ok.value, "", n_chunks, time.time()),
+            )
+        return ids
+
+    def drop_leaves(self, arxiv_id: str, version: int | None = None, *, other_versions: bool = False) -> list[str]:
+        """Delete a paper's leaves: all of them, those of `version`, or (other_versions) those of every
+        version but `version`. Returns the deleted ids."""
+        where, args = "arxiv_id=? AND level=0", [arxiv_id]
+        if version is not None or other_versions:
+            where += " AND version IS NOT ?" if other_versions else " AND version IS ?"
+            args.append(version)
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE {where}", args)]
+            db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
+        return ids
+
     def paper(self, arxiv_id: str) -> PaperRecord | None:
         row = self._db.execute("SELECT * FROM papers WHERE arxiv_id=?", (arxiv_id,)).fetchone()
         return _record(row) if row else None
@@ -186,6 +234,35 @@ class Store:
         )
         return [_chunk(r) for r in rows]
 
+    def iter_searchable(self, level: int = 0) -> Iterator[Chunk]:
+        """Chunks that search may return: their paper is ok and they are of its current version. What the
+        secondary indexes are synced from, so a pending, failed or superseded paper never reaches them."""
+        rows = self._db.execute(
+            "SELECT c.* FROM chunks c JOIN papers p ON p.arxiv_id = c.arxiv_id "
+            "WHERE c.level=? AND p.status='ok' AND c.version IS p.version ORDER BY c.arxiv_id, c.seq", (level,))
+        for r in rows:
+            yield _chunk(r)
+
+    def count_searchable(self, level: int = 0) -> int:
+        return self._db.execute(
+            "SELECT COUNT(*) FROM chunks c JOIN papers p ON p.arxiv_id = c.arxiv_id "
+            "WHERE c.level=? AND p.status='ok' AND c.version IS p.version", (level,)).fetchone()[0]
+
+    def leaf_ids(self) -> dict[str, tuple[str, int | None]]:
+        """Every leaf's id -> (arxiv id, version), for the consistency check."""
+        return {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT id, arxiv_id, version FROM chunks WHERE level=0")}
+
+    def all_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT id FROM chunks")}
+
+    def delete_failed(self) -> list[str]:
+        """Drop every failed paper's row (and any chunk left under it); returns their arXiv ids."""
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute("SELECT arxiv_id FROM papers WHERE status='failed' ORDER BY arxiv_id")]
+            db.executemany("DELETE FROM chunks WHERE arxiv_id=?", [(i,) for i in ids])
+            db.executemany("DELETE FROM papers WHERE arxiv_id=?", [(i,) for i in ids])
+        return ids
+
     def count_chunks(self, level: int | None = 0) -> int:
         if level is None:
             return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -193,6 +270,14 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _insert_leaves(db: sqlite3.Connection, chunks: Sequence[Chunk]) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start, c.char_end,
+          c.text, c.n_tokens, c.level, json.dumps(list(c.children)), seq) for seq, c in enumerate(chunks)],
+    )
 
 
 def _record(row: tuple) -> PaperRecord:

@@ -146,6 +146,9 @@ class Fetcher:
         pdf = self.settings.mirror / f"{ref.file_stem}.pdf" if self.settings.mirror else None
         if pdf is None or not pdf.is_file():
             return None
+        held = _version_number(str(self._mirror_manifest().get(ref.arxiv_id, {}).get("arxiv_version") or ""))
+        if ref.version is not None and held is not None and held != ref.version:
+            return f"v{ref.version} is not in the mirror or cache, and offline (the mirror holds v{held})"
         problem = check_pdf(pdf)
         return f"mirror copy {pdf.name} is unusable: {problem}" if problem else None
 

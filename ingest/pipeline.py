@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from assistant.core.faults import fault_point
 from assistant.core.types import Chunk, IngestResult, Paper, PaperStatus, ProgressEvent
 from indexes.library import Library
 from ingest.chunk import chunk_paper
@@ -37,12 +38,25 @@ class Ingestor:
         self.fetcher = fetcher or Fetcher(library.settings)
 
     def ingest(self, items: Iterable[str], progress: Progress = _quiet, retry_failed: bool = True) -> list[IngestResult]:
-        """Ingest ids, arXiv URLs or reading-list files; failures are recorded with reasons, the rest goes on."""
-        store = self.library.store
+        """Ingest ids, arXiv URLs or reading-list files; failures are recorded with reasons, the rest goes on.
+        One ingest writes to a library at a time: a second one waits for the first, then skips what it did."""
         reading = read_sources(items)
-        results = [IngestResult(arxiv_id=err, status=PaperStatus.failed, reason=err) for err in reading.errors]
+        # An unreadable item or a reading list with no ids is a problem with the input, not a failed paper.
+        results = [IngestResult(arxiv_id=err, status=PaperStatus.failed, reason=err, kind="input")
+                   for err in reading.errors]
+
+        def waiting(pid: int | None) -> None:
+            progress(ProgressEvent(stage="index", message=f"waiting for another ingest (pid {pid or '?'}) to finish"))
+
+        with self.library.writing(on_wait=waiting):
+            results += self._ingest(reading.refs, progress, retry_failed)
+        return results
+
+    def _ingest(self, refs: list[ArxivRef], progress: Progress, retry_failed: bool) -> list[IngestResult]:
+        store = self.library.store
+        results = []
         todo = []
-        for ref in reading.refs:
+        for ref in refs:
             record = store.paper(ref.arxiv_id)
             if record and record.status == PaperStatus.ok and (ref.version is None or ref.version == record.paper.version):
                 results.append(IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.ok, n_chunks=record.n_chunks,
@@ -62,6 +76,7 @@ class Ingestor:
                 pending = pool.submit(self.prepare, todo[i + 1]) if i + 1 < total else None
                 results.append(self.index(prepared, progress))
                 progress(ProgressEvent(stage="index", message=ref.arxiv_id, done=i + 1, total=total, item=ref.arxiv_id))
+        fault_point("before-sync")
         self.library.sync_indexes(progress)
         return results
 
@@ -94,15 +109,15 @@ class Ingestor:
         ref, paper = prepared.ref, prepared.paper
         start = time.perf_counter()
         if prepared.error:
-            self.library.mark_failed(paper or Paper(arxiv_id=ref.arxiv_id, version=ref.version), prepared.error)
-            return IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.failed, reason=prepared.error,
+            reason = self.library.record_failure(paper or Paper(arxiv_id=ref.arxiv_id, version=ref.version),
+                                                 prepared.error)
+            return IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.failed, reason=reason,
                                 seconds=prepared.seconds)
         assert paper is not None
         try:
             self.library.add_paper(paper, prepared.chunks, progress)
         except Exception as exc:
-            reason = f"index failed: {type(exc).__name__}: {exc}"
-            self.library.store.set_status(paper.arxiv_id, PaperStatus.failed, reason)
+            reason = self.library.record_failure(paper, f"index failed: {type(exc).__name__}: {exc}")
             return IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.failed, reason=reason,
                                 seconds=prepared.seconds + time.perf_counter() - start)
         return IngestResult(arxiv_id=paper.arxiv_id, status=PaperStatus.ok, n_chunks=len(prepared.chunks),

@@ -24,7 +24,7 @@ def test_ingest_papers_search_remove_as_json(tmp_path, mini_mirror):
     home = tmp_path / "home"
     done = cli("ingest", str(reading_list), "--json", home=home, mirror=mini_mirror)
     assert done.returncode == 0, done.stderr
-    results = {r["arxiv_id"]: r for r in json.loads(done.stdout)}
+    results = {r["arxiv_id"]: r for r in json.loads(done.stdout)["results"]}
     assert results[ROBERTA]["status"] == "ok" and results[GQA]["status"] == "ok"
     assert results["2401.00001"]["status"] == "failed"
 

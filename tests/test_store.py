@@ -60,3 +60,31 @@ def test_index_from_a_newer_version_is_refused(tmp_path):
     db.close()
     with pytest.raises(IndexMismatch, match="newer paper-assistant"):
         Store(tmp_path / "s.sqlite")
+
+
+def leaf(arxiv_id: str, version: int, start: int) -> Chunk:
+    return Chunk(id=Chunk.make_id(arxiv_id, version, 1, 1, start), arxiv_id=arxiv_id, version=version, section="S",
+                 page_start=1, page_end=1, char_start=start, char_end=start + 4, text=f"v{version} {start}")
+
+
+def test_searchable_means_ok_at_the_current_version(tmp_path):
+    """What the secondary indexes are synced from: a pending paper and a staged version stay out, and the
+    swap to a new version is one transaction that returns the old ids for the indexes to drop."""
+    store = Store(tmp_path / "s.sqlite")
+    v3 = Paper(arxiv_id="2305.13245", version=3)
+    store.stage_paper(v3, [leaf("2305.13245", 3, i) for i in range(3)])
+    assert store.paper("2305.13245").status == PaperStatus.pending and store.paper("2305.13245").n_chunks == 3
+    assert list(store.iter_searchable()) == [] and store.count_searchable() == 0
+    store.set_status("2305.13245", PaperStatus.ok, n_chunks=3)
+    assert store.count_searchable() == 3
+
+    store.stage_version([leaf("2305.13245", 4, i) for i in range(2)])  # an upgrade in progress
+    assert {c.version for c in store.iter_searchable()} == {3} and store.count_chunks() == 5
+    old = store.promote_version(v3.model_copy(update={"version": 4}), 2)
+    assert len(old) == 3 and {c.version for c in store.iter_searchable()} == {4}
+    assert store.paper("2305.13245").paper.version == 4 and store.count_chunks() == 2
+
+    store.upsert_paper(Paper(arxiv_id="2401.00001"), PaperStatus.failed, "offline")
+    store.upsert_paper(Paper(arxiv_id="2401.00002"), PaperStatus.failed, "offline")
+    assert store.delete_failed() == ["2401.00001", "2401.00002"]
+    assert [r.paper.arxiv_id for r in store.papers()] == ["2305.13245"]

@@ -8,18 +8,21 @@ from typing import Optional
 
 import typer
 
-from assistant.cli.common import console, make_assistant, out
+from assistant.cli.common import console, fail, make_assistant, out, warn
+from assistant.cli.doctor import doctor
 from assistant.cli.eval import eval_app
 from assistant.cli.progress import IngestProgress
 from assistant.cli.raptor import raptor_app, summarize_command
 from assistant.cli.server import server_app
 from assistant.cli.render import print_answer, print_hits, print_ingest_summary, print_papers
+from assistant.core.types import PaperStatus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A research assistant over arXiv papers, offline-first.")
 app.add_typer(server_app, name="server")
 app.add_typer(eval_app, name="eval")
 app.add_typer(raptor_app, name="raptor")
 app.command("summarize")(summarize_command)
+app.command("doctor")(doctor)
 
 
 @app.callback()
@@ -39,22 +42,47 @@ def main_options(
 @app.command()
 def ingest(ctx: typer.Context, items: list[str] = typer.Argument(..., help="arXiv ids, URLs, or text/markdown files with arXiv links"),
            as_json: bool = typer.Option(False, "--json", help="Print results as JSON")) -> None:
-    """Fetch, parse, chunk and index papers. Re-running resumes; what succeeded is not redone."""
+    """Fetch, parse, chunk and index papers. Re-running resumes; what succeeded is not redone.
+    Exits 1 when nothing requested succeeded (every paper failed, or no paper was named)."""
     a = make_assistant(ctx)
+    warn(a.library.open_warnings)
     with IngestProgress(console, enabled=not as_json) as progress:
         results = a.ingest(items, progress=progress)
+    error = ingest_error(results)
     if as_json:
-        out.print_json(json.dumps([r.model_dump(mode="json") for r in results]))
+        papers = [r for r in results if r.kind == "paper"]
+        out.print_json(json.dumps({
+            "ok": sum(r.status == PaperStatus.ok for r in papers),
+            "failed": sum(r.status == PaperStatus.failed for r in papers),
+            "error": error, "results": [r.model_dump(mode="json") for r in results]}))
     else:
         print_ingest_summary(out, results, progress.elapsed)
     a.close()
+    if error:
+        if not as_json:
+            console.print(f"[red]{error}[/red]", highlight=False)
+        raise typer.Exit(1)
+
+
+def ingest_error(results) -> str | None:
+    """Why an ingest achieved nothing, or None when at least one requested paper is (now) indexed."""
+    papers = [r for r in results if r.kind == "paper"]
+    if any(r.status == PaperStatus.ok for r in papers):
+        return None
+    if papers:
+        return f"the paper failed: {papers[0].reason}" if len(papers) == 1 else f"all {len(papers)} papers failed"
+    return "nothing to ingest: " + "; ".join(r.reason for r in results)
 
 
 @app.command()
-def papers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+def papers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
+           failed: bool = typer.Option(False, "--failed", help="Only the papers that failed, with their reasons")) -> None:
     """List indexed papers with their status (ok / failed with reason)."""
     a = make_assistant(ctx)
+    warn(a.library.open_warnings)
     records = a.papers()
+    if failed:
+        records = [r for r in records if r.status == PaperStatus.failed]
     if as_json:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
     else:
@@ -62,9 +90,16 @@ def papers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
 
 
 @app.command()
-def remove(ctx: typer.Context, arxiv_id: str) -> None:
-    """Remove a paper and its passages from every index."""
+def remove(ctx: typer.Context, arxiv_id: Optional[str] = typer.Argument(None, help="The paper to remove"),
+           failed: bool = typer.Option(False, "--failed", help="Forget every failed paper (see `papers --failed`)")) -> None:
+    """Remove a paper and its passages from every index, or (--failed) every failed paper's row."""
+    if bool(arxiv_id) == failed:
+        fail("give an arXiv id or --failed (not both)", 2)
     a = make_assistant(ctx)
+    if failed:
+        gone = a.remove_failed()
+        out.print(f"removed {len(gone)} failed papers")
+        return
     if not a.remove(arxiv_id):
         console.print(f"[red]{arxiv_id} is not in the library[/red]")
         raise typer.Exit(1)
@@ -81,6 +116,7 @@ def search(ctx: typer.Context, query: str, k: int = typer.Option(10, "-k", help=
 
     a = make_assistant(ctx)
     try:
+        warn(a.retriever.warnings(mode or a.settings.retrieval_mode))
         hits = a.search(query, k=k, mode=mode, papers=paper or None)
     except RetrievalError as exc:
         console.print(f"[red]{exc}[/red]")
@@ -158,9 +194,12 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # one clear line instead of a traceback for expected failures
+        from assistant.core.config import ConfigError
         from indexes.store import IndexMismatch
 
-        if isinstance(exc, IndexMismatch):
-            console.print(f"[red]{exc}[/red]")
+        if isinstance(exc, (IndexMismatch, ConfigError)):
+            from rich.markup import escape
+
+            console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True, highlight=False)
             raise SystemExit(2)
         raise

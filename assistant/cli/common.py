@@ -6,6 +6,7 @@ from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)  # progress, warnings, errors
 out = Console()                 # results (what --json prints)
@@ -28,6 +29,13 @@ def make_assistant(ctx: typer.Context, **overrides: Any):
     from assistant.api import Assistant
 
     return Assistant(settings_of(ctx, **overrides))
+
+
+def warn(messages) -> None:
+    """Index health warnings, loud: the user should not read an empty result as "nothing matches"."""
+    for message in messages:
+        console.print(f"[bold yellow]warning:[/bold yellow] [yellow]{escape(message)}[/yellow]", highlight=False,
+                      soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

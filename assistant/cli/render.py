@@ -21,6 +21,10 @@ def failure_groups(failed: Sequence[IngestResult]) -> list[tuple[str, list[str]]
 
 
 def print_ingest_summary(console: Console, results: Sequence[IngestResult], seconds: float) -> None:
+    for r in results:
+        if r.kind == "input":
+            console.print(f"[yellow]{r.reason}[/yellow]", highlight=False)
+    results = [r for r in results if r.kind == "paper"]
     ok = [r for r in results if r.status == PaperStatus.ok]
     # An unreadable reading-list item (a file with no ids, a path that is not there) carries its message as
     # its id: it is an input problem, not a paper that failed.

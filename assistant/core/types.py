@@ -207,6 +207,7 @@ class IngestResult(_IngestStatus):
     arxiv_id: str
     seconds: float = 0.0
     skipped: bool = Field(default=False, description="Already ingested with these settings; nothing redone")
+    kind: Literal["paper", "input"] = Field(default="paper", description="input: an item that named no paper (unreadable file, no ids in it, not an id)")
 
 
 class ProgressEvent(Frozen):

@@ -13,6 +13,12 @@ class RetrievalError(ValueError):
     pass
 
 
+def valid_text(text: str) -> str:
+    """Invalid UTF-8 from the command line arrives as lone surrogates, which the tokenizers reject with a
+    TypeError: replace them, as a bad byte in a query should not cost the whole search."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class Retriever:
     def __init__(self, library: Library):
         self.library = library
@@ -21,20 +27,58 @@ class Retriever:
         return ["dense", *self.library.extra_indexes.keys(), *(["hybrid"] if self.library.extra_indexes else []),
                 "collapsed"]
 
+    def warnings(self, mode: str) -> list[str]:
+        """What is wrong with the indexes `mode` searches (missing, stale, mid-build), in words for the user;
+        hybrid says which retrievers it runs without."""
+        from indexes.health import quick_check
+
+        used = self._indexes_of(mode)
+        issues = [i for i in quick_check(self.library) if i.index in used or i.kind == "pending"]
+        out = [i.message for i in issues]
+        if mode == "hybrid":
+            down = sorted({i.index for i in issues if i.unavailable})
+            if down:
+                out.append(f"hybrid search degraded: running without {', '.join(down)}")
+        return out
+
+    def unavailable(self, mode: str) -> list[str]:
+        """Messages of the secondary indexes `mode` needs that cannot serve a search at all."""
+        from indexes.health import unavailable
+
+        used = self._indexes_of(mode)
+        found = (unavailable(self.library, name) for name in self.library.extra_indexes if name in used)
+        return [message for message in found if message]
+
+    def _keep_searchable(self, ranked: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+        """Drop ids search must not return (a paper mid-ingest, a superseded version, a removed paper)
+        before fusion and truncation, so that they cannot crowd out the passages that are searchable."""
+        chunks = self.library.store.chunks([cid for cid, _ in ranked])
+        ok = self.library.ok_papers()
+        return [(cid, s) for cid, s in ranked if cid in chunks and self.library.searchable(chunks[cid], ok)]
+
+    def _indexes_of(self, mode: str) -> set[str]:
+        if mode == "hybrid":
+            return {"dense", *self.library.extra_indexes}
+        return {mode} if mode in self.library.extra_indexes else {"dense"}
+
     def rank(self, query: str, mode: str, k: int, papers: Sequence[str] | None = None,
              extra_vectors: Sequence[np.ndarray] = ()) -> list[tuple[str, float]]:
         """(chunk id, score) best first. extra_vectors (e.g. HyDE passages) are searched densely and fused in."""
         lib = self.library
         if mode == "dense":
-            ranked = lib.dense.search(query, k, papers)
+            ranked = self._keep_searchable(lib.dense.search(query, 2 * k, papers))
         elif mode in lib.extra_indexes:
-            ranked = lib.extra_indexes[mode].search(query, k, papers)
+            down = self.unavailable(mode)
+            if down:  # an empty result would read as "nothing matches"
+                raise RetrievalError(down[0])
+            ranked = self._keep_searchable(lib.extra_indexes[mode].search(query, 2 * k, papers))
         elif mode == "hybrid":
             from assistant.engine.fusion import rrf
 
             pool = max(k * 3, 30)
             rankings = {"dense": lib.dense.search(query, pool, papers)}
             rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
+            rankings = {name: self._keep_searchable(r) for name, r in rankings.items()}
             ranked = rrf(rankings, lib.settings.fusion_weights, k=lib.settings.rrf_k, limit=k)
         elif mode == "collapsed" or mode.startswith("collapsed:"):
             # RAPTOR collapsed tree: every level in one pool, filled to a token budget; "collapsed:0,1" filters levels.
@@ -54,12 +98,12 @@ class Retriever:
 
     def relevance(self, query: str, papers: Sequence[str] | None = None) -> float:
         """Best dense cosine: a scale comparable across questions, whatever the retrieval mode."""
-        top = self.library.dense.search(query, 1, papers or None)
+        top = self.library.dense.search(valid_text(query), 1, papers or None)
         return float(top[0][1]) if top else 0.0
 
     def search(self, query: str, mode: str = "dense", k: int = 10, papers: Sequence[str] | None = None,
                extra_vectors: Sequence[np.ndarray] = ()) -> list[Hit]:
-        query = query.strip()
+        query = valid_text(query).strip()
         if not query:
             raise RetrievalError("empty query")
         ranked = self.rank(query, mode, k, papers, extra_vectors)

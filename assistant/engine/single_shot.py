@@ -29,6 +29,8 @@ class SingleShot:
         mode = mode or self.settings.retrieval_mode
         timings: dict[str, float] = {}
         yield AskEvent(kind="search", text=f"searching ({mode})")
+        for warning in self.retriever.warnings(mode):  # a missing index must not pass for "no answer"
+            yield AskEvent(kind="error", text=warning)
         if self.library.dense.count() == 0:
             yield AskEvent(kind="error", text="the index is empty: ingest papers first (paper-assistant ingest ...)")
             yield AskEvent(kind="answer", answer=Answer(question=question, text=ABSTAIN_TEXT, abstained=True,

@@ -45,6 +45,11 @@ class HashEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def embed_tokens(self, texts):
+        """Pooled vectors and one hashed vector per word: MaxSim then counts shared word stems."""
+        words = [[w for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 2] or ["empty"] for t in texts]
+        return self.embed(texts), [self.embed(ws) for ws in words]
+
 
 class RoutedLLM:
     """A fake that answers by kind of call (plan, judge_evidence, verify, hyde, answer) and records them.
@@ -81,7 +86,7 @@ class RoutedLLM:
         self.calls.append((kind, messages))
         return self._reply(kind, messages)
 
-    def stream(self, messages, *, max_tokens=512, temperature=0.0, stop=None):
+    def stream(self, messages, *, max_tokens=512, temperature=0.0, stop=None, extra_body=None):
         self.calls.append(("answer", messages))
         queue = self.replies.get("answer") or [LLMError("RoutedLLM has no reply for answer")]
         reply = queue.pop(0) if len(queue) > 1 else queue[0]
@@ -165,6 +170,8 @@ def copy_passage(n: int = 1, sentences: int = 1) -> Callable:
     def reply(messages):
         block = messages[-1]["content"]
         m = re.search(rf"^\[{n}\] .*?:\n(.*?)(?:\n\n\[\d+\] |\n\nQuestion:)", block, re.S | re.M)
+        if m is None:  # the default path shows quotes, one a line: [n] Title, section, p. 2: "text"
+            m = re.search(rf'^\[{n}\] [^\n]*?: "(.*)"$', block, re.M)
         text = " ".join(m.group(1).split())
         parts = re.split(r"(?<=[a-z]\.)\s+", text)
         return " ".join(f"{p.rstrip('.')} [{n}]." for p in parts[:sentences])
@@ -497,7 +504,7 @@ def test_assistant_dispatches_to_the_engine_when_agentic(tmp_path):
     ans = a.ask(QUESTION, agentic=True)
     assert ans.settings["engine"] == "agentic" and "plan" in llm.kinds()
     single = a.ask(QUESTION, agentic=False)
-    assert "engine" not in single.settings
+    assert single.settings["engine"] == "single-shot"
     a.settings = a.settings.model_copy(update={"agentic": True})
     assert a.ask(QUESTION).settings["engine"] == "agentic"
 

@@ -106,9 +106,7 @@ class Citation(Frozen):
 
     @property
     def label(self) -> str:
-        pages = f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
-        sec = f", {self.section}" if self.section else ""
-        return f"[{self.n}] {self.title or self.arxiv_id} (arXiv:{self.arxiv_id}){sec}, {pages}"
+        return source_label(self.n, self.title, self.arxiv_id, self.section, self.page_start, self.page_end)
 
 
 class Quote(Frozen):
@@ -130,9 +128,7 @@ class Quote(Frozen):
 
     @property
     def label(self) -> str:
-        pages = f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
-        sec = f", {self.section}" if self.section else ""
-        return f"[{self.n}] {self.title or self.arxiv_id} (arXiv:{self.arxiv_id}){sec}, {pages}"
+        return source_label(self.n, self.title, self.arxiv_id, self.section, self.page_start, self.page_end)
 
 
 class Verdict(Frozen):
@@ -265,3 +261,10 @@ def bibtex_entry(c: Citation) -> str:
 def _shown_in(sentence: str, text: str) -> bool:
     """The text holds the sentence (its markers go before the final stop, so match without it)."""
     return sentence.rstrip(".!?").strip() in text
+
+
+def source_label(n: int, title: str, arxiv_id: str, section: str, page_start: int, page_end: int) -> str:
+    """"[n] Title (arXiv:id), section, p. 4" as references and source lists show a citation or a quote."""
+    pages = f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
+    sec = f", {section}" if section else ""
+    return f"[{n}] {title or arxiv_id} (arXiv:{arxiv_id}){sec}, {pages}"

@@ -8,20 +8,9 @@ import os
 import signal
 from pathlib import Path
 
+from assistant.llm.keepalive import alive  # noqa: F401  (the supervisor runs as a bare script: the one copy lives there)
+
 PROC = Path("/proc")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited child not yet reaped) counts as gone
-        return _stat_fields(pid)[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def cmdline(pid: int) -> str:

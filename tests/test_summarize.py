@@ -150,3 +150,10 @@ def test_a_sentence_the_checker_rejects_never_reaches_the_draft(home, embedder):
     assert draft.extractive and draft.citations and every_sentence_cites(draft)
     for s in split_sentences(draft.text):
         assert "∗" not in s and "Google Research" not in s and s[0].isupper(), s
+
+
+def test_a_sentence_cut_off_by_the_token_limit_is_dropped(home, embedder):
+    sentence = "Grouped-query attention divides query heads into groups that share a single key head and value head"
+    a = assistant(home, embedder, Writer(f"{sentence} [1]. It also enables memory sharing across the"))
+    draft = a.summarize(papers=[GQA], length="short", style="summary")
+    assert "across the" not in draft.text and any("across the" in d for d in draft.dropped), draft.dropped

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     min_relevance: float = Field(default=0.40, description="Best dense cosine below this means the papers do not answer")
     quotes_budget_tokens: int = Field(default=450, description="Evidence shown to the model: the best sentences of the top_k passages, up to this many tokens (bench/evidence.py)")
     answer_lines_regex: bool = Field(default=True, description="Constrain answers to lines that start with a quote number, through vLLM's structured output (turn off for servers without it)")
-    answerability_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Abstain when the calibrated P(the papers answer) is below this (eval/calibration: the operating point and its trade-off curve)")
+    answerability_threshold: float = Field(default=0.2, ge=0.0, le=1.0, description="Decline when the fitted P(answerable) is below this (eval/calibration/report.md: 1% of the corpus-built answerable questions declined anywhere from 0.1 to 0.3; the low end, since real questions paraphrase more than generated ones)")
     support_threshold: float = Field(default=0.3, ge=0.0, le=1.0, description="A sentence is supported when the checker's P(the quote states it) reaches this (bench/support.py fits it on corpus pairs)")
     weak_support: float = Field(default=0.5, ge=0.0, le=1.0, description="Answer sentences whose support score is below this are shown as weak (TUI underline, CLI list)")
     support_min_coverage: float = Field(default=0.5, ge=0.0, le=1.0, description="Share of a sentence's content words its quote must hold before the model is asked at all")

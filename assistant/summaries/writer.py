@@ -77,6 +77,9 @@ class DraftWriter:
             if sentence.lstrip().startswith("#") or re.fullmatch(r"[\W_]*", sentence):
                 continue
             bare = LABEL.sub("", re.sub(r"^[-*•]\s+", "", strip_markers(sentence)))
+            if bare.rstrip()[-1:] not in ".!?":  # cut off by the token limit ("... across the")
+                out.dropped.append(bare)
+                continue
             words = content_words(bare)
             earlier = [s for s, _ in out.sentences] + [b for b, _ in candidates]
             if len(words) < 3 or any(restates(words, content_words(s)) for s in earlier):

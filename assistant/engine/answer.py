@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 from assistant.core.config import Settings
-from assistant.core.text import content_words, markers_in, overlap, restates, split_sentences, strip_markers
+from assistant.core.text import content_words, is_prose, markers_in, overlap, restates, split_sentences, strip_markers
 from assistant.core.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
@@ -208,11 +208,7 @@ class _Run:
         self.timings["verify_s"] = round(time.perf_counter() - start, 3)
         if p is not None and p < self.settings.answerability_threshold:
             return self.abstain(f"P(answerable) {p:.2f} < {self.settings.answerability_threshold}", p, verdicts)
-        if not kept and not self.error:
-            strong = (1.0 + self.settings.answerability_threshold) / 2
-            if p is not None and p < strong:
-                return self.abstain(f"no sentence of the draft is supported and P(answerable) {p:.2f} < {strong:.2f}",
-                                    p, verdicts)
+        if not kept and not self.error:  # the gate says answerable: the papers' own words beat no answer
             return self.extractive(p, verdicts)
         text = " ".join(_with_markers(sentence, cited, weak) for sentence, cited, weak in kept)
         cited = sorted({n for _, ns, _ in kept for n in ns})
@@ -236,7 +232,10 @@ class _Run:
 
     def extractive(self, p: float | None, verdicts: list[Verdict]) -> Answer:
         """No generated sentence survived but the evidence stands: the best quotes, verbatim."""
-        best = sorted(self.quotes, key=lambda q: -q.score)[:EXTRACTIVE_QUOTES]
+        ranked = [q for q in sorted(self.quotes, key=lambda q: -q.score) if _first_sentences(q.text)]
+        best = ranked[:EXTRACTIVE_QUOTES]
+        if not best:
+            return self.abstain("no generated sentence is supported and no quote reads as an answer", p, verdicts)
         text = " ".join(f"\u201c{sentence}\u201d [{q.n}]" for q in sorted(best, key=lambda q: q.n)
                         for sentence in _first_sentences(q.text))
         return self.answer(text, p, verdicts, [q.n for q in best], extractive=True)
@@ -299,10 +298,12 @@ def _first_sentences(text: str, limit: int = 60) -> list[str]:
     its own, so every sentence of the answer carries its citation)."""
     out: list[str] = []
     for sentence in split_sentences(text):
+        if len(sentence.split()) < 6 or sentence.rstrip().endswith("?") or not is_prose(sentence):
+            continue  # a heading or a question the paper asks itself: not an answer
         if out and sum(len(x.split()) for x in out) + len(sentence.split()) > limit:
             break
         out.append(sentence)
-    return out or [text]
+    return out
 
 
 def _round(p: float | None) -> float | None:

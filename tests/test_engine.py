@@ -519,7 +519,8 @@ def test_async_twin_streams_engine_events(tmp_path):
         return [e async for e in a.aask_stream(QUESTION, agentic=True)]
 
     events = asyncio.run(collect())
-    assert events[0].kind in ("plan", "status") and events[-1].kind == "answer"
+    work = [e for e in events if e.kind != "error"]  # this index has no BM25: a warning comes first
+    assert work[0].kind in ("plan", "status") and events[-1].kind == "answer"
 
 
 def test_a_reply_cut_off_by_max_tokens_is_closed_and_used(lib):

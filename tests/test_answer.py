@@ -160,3 +160,12 @@ def test_the_gate_model_reads_signals():
     base = Signals(0.6, 0.3, 0.7, 0.6, 0.8, 1.0, 1.0, 1.0, 0.8)
     missing_name = Signals(0.6, 0.3, 0.7, 0.6, 0.8, 1.0, 0.0, 1.0, 0.8)
     assert model.probability(base) > 0.8 > 0.5 > model.probability(missing_name)
+
+
+def test_a_line_copying_the_quote_header_keeps_only_the_sentence():
+    from assistant.engine.answer import QUOTE_HEADER
+
+    assert QUOTE_HEADER.sub("", '7: "Word sense disambiguation uses the biLM."') == '"Word sense disambiguation uses the biLM."'
+    assert QUOTE_HEADER.sub("", 'BERT, 3 Method, pp. 4-5: "We mask 15% of tokens."') == '"We mask 15% of tokens."'
+    assert QUOTE_HEADER.sub("", "The model uses 16 heads: one per subspace.") == "The model uses 16 heads: one per subspace."
+    assert QUOTE_HEADER.sub("", "In 2017: the Transformer.") == "In 2017: the Transformer."

@@ -33,6 +33,7 @@ ABOUT_THE_QUOTES = re.compile(r"\b(quotes?|passages?|papers?|context)\b.{0,40}\b
                               r"|not (enough|sufficient) information|cannot (be )?answer", re.I)
 ALIGN_MIN = 0.6  # a line without a marker is attributed to the quote holding this share of its words
 EXTRACTIVE_QUOTES = 2
+QUOTE_HEADER = re.compile(r'^\s*(?:[^:"\n]{0,160},\s*)?(?:pp?\.\s*)?\d+(?:\s*[-\u2013]\s*\d+)?\s*:\s*')
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -161,7 +162,8 @@ class _Run:
     def add_line(self, text: str) -> Iterator[AskEvent]:
         cited = [n for n in dict.fromkeys(markers_in(text)) if 1 <= n <= len(self.quotes)]
         bare = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", strip_markers(text))
-        sentences = [x for x in split_sentences(bare) if len(content_words(x)) >= 2]
+        bare = QUOTE_HEADER.sub("", bare).strip().strip('"\u201c\u201d').strip()  # the model copying "p. 7: \"..."
+        sentences = [x for x in split_sentences(bare) if len(content_words(x)) >= 2 and len(x.split()) >= 4]
         if not sentences:
             return
         if not cited:  # a line without a marker: the quote that holds its words, if one clearly does

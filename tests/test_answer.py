@@ -169,3 +169,17 @@ def test_a_line_copying_the_quote_header_keeps_only_the_sentence():
     assert QUOTE_HEADER.sub("", 'BERT, 3 Method, pp. 4-5: "We mask 15% of tokens."') == '"We mask 15% of tokens."'
     assert QUOTE_HEADER.sub("", "The model uses 16 heads: one per subspace.") == "The model uses 16 heads: one per subspace."
     assert QUOTE_HEADER.sub("", "In 2017: the Transformer.") == "In 2017: the Transformer."
+
+
+def test_a_gate_without_the_model_declines_before_any_generation(setup):
+    """A retrieval-only gate decides from the quotes' signals alone: a decline costs no model call."""
+    never = ScriptedLLM([LLMError("the model must not be asked")])
+    strict = AnswerabilityModel(features=("name_coverage",), means=(0.5,), scales=(0.5,), weights=(1.0,), bias=-50.0)
+    _, answer = answer_with(setup, never, gate=strict)
+    assert answer.abstained and answer.abstain_reason.startswith("P(answerable)") and answer.answerability < 0.01
+    assert never.calls == [] and answer.quotes
+    lenient = AnswerabilityModel(features=("name_coverage",), means=(0.5,), scales=(0.5,), weights=(1.0,), bias=50.0)
+    q = setup[3][0]
+    llm = GatedLLM([f"[{q.n}] {q.text}"])
+    _, answer = answer_with(setup, llm, gate=lenient)
+    assert not answer.abstained and llm.calls

@@ -122,6 +122,12 @@ class _Run:
             yield self.final(self.abstain(f"best passage relevance {self.evidence.relevance:.2f} < "
                                           f"{self.settings.min_relevance}"))
             return
+        model = self.o.gate_model
+        if model is not None and not model.with_p_yes:  # the gate needs no model call: decide before generating
+            p = model.probability(self.signals)
+            if p < self.settings.answerability_threshold:
+                yield self.final(self.abstain(f"P(answerable) {p:.2f} < {self.settings.answerability_threshold}", p))
+                return
         yield from self.generate()
         yield self.final(self.decide())
 
@@ -300,8 +306,9 @@ def _first_sentences(text: str, limit: int = 60) -> list[str]:
     its own, so every sentence of the answer carries its citation)."""
     out: list[str] = []
     for sentence in split_sentences(text):
-        if len(sentence.split()) < 6 or sentence.rstrip().endswith("?") or not is_prose(sentence):
-            continue  # a heading or a question the paper asks itself: not an answer
+        if (len(sentence.split()) < 6 or sentence.rstrip().endswith("?") or not is_prose(sentence)
+                or not sentence[:1].isupper()):
+            continue  # a heading, a question the paper asks itself, or a sentence cut at the chunk's start
         if out and sum(len(x.split()) for x in out) + len(sentence.split()) > limit:
             break
         out.append(sentence)

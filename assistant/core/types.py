@@ -77,7 +77,7 @@ class Chunk(Frozen):
 
     @property
     def pages_label(self) -> str:
-        return f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
+        return page_span(self.page_start, self.page_end)
 
 
 class Hit(Frozen):
@@ -265,6 +265,10 @@ def _shown_in(sentence: str, text: str) -> bool:
 
 def source_label(n: int, title: str, arxiv_id: str, section: str, page_start: int, page_end: int) -> str:
     """"[n] Title (arXiv:id), section, p. 4" as references and source lists show a citation or a quote."""
-    pages = f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
     sec = f", {section}" if section else ""
-    return f"[{n}] {title or arxiv_id} (arXiv:{arxiv_id}){sec}, {pages}"
+    return f"[{n}] {title or arxiv_id} (arXiv:{arxiv_id}){sec}, {page_span(page_start, page_end)}"
+
+
+def page_span(start: int, end: int) -> str:
+    """"p. 4" or "pp. 4-5", as every citation, passage and source list shows pages."""
+    return f"p. {start}" if start == end else f"pp. {start}-{end}"

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from assistant.core.config import Settings
 from assistant.core.prompts import load_prompt
-from assistant.core.types import Hit, Quote
+from assistant.core.types import Hit, Quote, page_span
 from assistant.llm.protocol import Message
 
 # Sentences in a passage that address the model rather than the reader: not only "ignore previous
@@ -25,7 +25,7 @@ INSTRUCTION_LIKE = re.compile(
     r"|\bdo not (cite|answer|mention|reveal|use|follow|quote)\b[^.!?\n]{0,20}\b(question|passages?|sources?|"
     r"instructions?|users?|citations?|context)\b"
     r"|\b(language model|assistant|chatbot|ai)\b[^.!?\n]{0,20}\b(must|should|shall)\b[^.!?\n]{0,20}\b(reply|respond|answer|say|output)\b"
-    r"|<\|im_(start|end)\|>|<\|endoftext\|>|\[/?INST\]|^\s*(assistant|system|user)\s*:\s|\b(assistant|system)\s*:\s",
+    r"|^\s*(assistant|system|user)\s*:\s|\b(assistant|system)\s*:\s",  # template tokens go first (TEMPLATE_TOKEN)
     re.IGNORECASE | re.MULTILINE,
 )
 TEMPLATE_TOKEN = re.compile(r"<\|im_start\|>\s*(system|user|assistant)?|<\|[a-z_]{2,20}\|>|\[/?INST\]", re.IGNORECASE)
@@ -76,7 +76,7 @@ def answer_messages(question: str, hits: Sequence[Hit], settings: Settings) -> l
 def format_quotes(quotes: Sequence[Quote], settings: Settings) -> str:
     template = load_prompt("quote", settings.prompts_dir)
     return "\n".join(template.render(n=q.n, title=q.title or q.arxiv_id, section=q.section or "-",
-                                     pages=_pages(q.page_start, q.page_end), text=q.text) for q in quotes)
+                                     pages=page_span(q.page_start, q.page_end), text=q.text) for q in quotes)
 
 
 def quote_messages(question: str, quotes: Sequence[Quote], settings: Settings) -> list[Message]:
@@ -94,6 +94,3 @@ def gate_messages(question: str, quotes: Sequence[Quote], settings: Settings) ->
                                                                   question=question)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-
-def _pages(start: int, end: int) -> str:
-    return f"p. {start}" if start == end else f"pp. {start}-{end}"

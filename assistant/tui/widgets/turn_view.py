@@ -13,7 +13,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from assistant.tui.history import Turn
-from assistant.core.types import Answer
+from assistant.core.types import Answer, page_span
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -166,7 +166,7 @@ class TurnView(Vertical):
         a = self.turn.answer
         if a is not None and a.citations:
             for c in a.citations:
-                pages = f"p. {c.page_start}" if c.page_start == c.page_end else f"pp. {c.page_start}-{c.page_end}"
+                pages = page_span(c.page_start, c.page_end)
                 section = f" · {c.section}" if c.section else ""
                 sources.add_option(Option(Content.assemble((f"[{c.n}] ", "bold $accent"), c.title or c.arxiv_id,
                                                            (f"  arXiv:{c.arxiv_id}{section} · {pages}", "dim")),

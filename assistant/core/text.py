@@ -41,6 +41,14 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
 
 
+def place_markers(sentence: str, markers: str, end: str = ".") -> str:
+    """The sentence with its markers ("[2][3]") before the final stop, as citations are written; a sentence
+    without a stop gets `end` after them."""
+    if sentence.endswith((".", "!", "?")):
+        return f"{sentence[:-1]} {markers}{sentence[-1]}"
+    return f"{sentence} {markers}{end}"
+
+
 def markers_in(sentence: str) -> list[int]:
     nums: list[int] = []
     for group in MARKER.findall(sentence):

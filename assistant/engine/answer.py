@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 from assistant.core.config import Settings
-from assistant.core.text import content_words, is_prose, markers_in, overlap, restates, split_sentences, strip_markers
+from assistant.core.text import (content_words, is_prose, markers_in, overlap, place_markers, restates, split_sentences,
+                                 strip_markers)
 from assistant.core.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
@@ -124,9 +125,9 @@ class _Run:
             return
         model = self.o.gate_model
         if model is not None and not model.with_p_yes:  # the gate needs no model call: decide before generating
-            p = model.probability(self.signals)
-            if p < self.settings.answerability_threshold:
-                yield self.final(self.abstain(f"P(answerable) {p:.2f} < {self.settings.answerability_threshold}", p))
+            declined = self.declined(model.probability(self.signals))
+            if declined is not None:
+                yield self.final(declined)
                 return
         yield from self.generate()
         yield self.final(self.decide())
@@ -214,13 +215,20 @@ class _Run:
         p = self.answerability(wait=True)
         verdicts, kept = self.verdicts()
         self.timings["verify_s"] = round(time.perf_counter() - start, 3)
-        if p is not None and p < self.settings.answerability_threshold:
-            return self.abstain(f"P(answerable) {p:.2f} < {self.settings.answerability_threshold}", p, verdicts)
+        declined = self.declined(p, verdicts)
+        if declined is not None:
+            return declined
         if not kept and not self.error:  # the gate says answerable: the papers' own words beat no answer
             return self.extractive(p, verdicts)
         text = " ".join(_with_markers(sentence, cited, weak) for sentence, cited, weak in kept)
         cited = sorted({n for _, ns, _ in kept for n in ns})
         return self.answer(text, p, verdicts, cited, partial=bool(self.error))
+
+    def declined(self, p: float | None, verdicts: Sequence[Verdict] = ()) -> Answer | None:
+        """The abstention when P(answerable) is under the threshold, else None."""
+        if p is None or p >= self.settings.answerability_threshold:
+            return None
+        return self.abstain(f"P(answerable) {p:.2f} < {self.settings.answerability_threshold}", p, verdicts)
 
     def verdicts(self) -> tuple[list[Verdict], list[tuple[str, list[int], bool]]]:
         verdicts, kept, seen = [], [], []
@@ -240,13 +248,13 @@ class _Run:
 
     def extractive(self, p: float | None, verdicts: list[Verdict]) -> Answer:
         """No generated sentence survived but the evidence stands: the best quotes, verbatim."""
-        ranked = [q for q in sorted(self.quotes, key=lambda q: -q.score) if _first_sentences(q.text)]
-        best = ranked[:EXTRACTIVE_QUOTES]
+        extracts = [(q, _first_sentences(q.text)) for q in sorted(self.quotes, key=lambda q: -q.score)]
+        best = [(q, sentences) for q, sentences in extracts if sentences][:EXTRACTIVE_QUOTES]
         if not best:
             return self.abstain("no generated sentence is supported and no quote reads as an answer", p, verdicts)
-        text = " ".join(f"\u201c{sentence}\u201d [{q.n}]" for q in sorted(best, key=lambda q: q.n)
-                        for sentence in _first_sentences(q.text))
-        return self.answer(text, p, verdicts, [q.n for q in best], extractive=True)
+        text = " ".join(f"\u201c{sentence}\u201d [{q.n}]" for q, sentences in sorted(best, key=lambda b: b[0].n)
+                        for sentence in sentences)
+        return self.answer(text, p, verdicts, [q.n for q, _ in best], extractive=True)
 
     # --- building the Answer with its provenance
     def provenance(self, **extra) -> dict:
@@ -288,10 +296,7 @@ def lines_regex(n_quotes: int, max_lines: int = 3) -> str:
 
 
 def _with_markers(sentence: str, cited: Sequence[int], unsupported: bool = False) -> str:
-    tail = "".join(f"[{n}]" for n in cited) + (" [unsupported]" if unsupported else "")
-    if sentence[-1:] in ".!?":
-        return f"{sentence[:-1]} {tail}{sentence[-1]}"
-    return f"{sentence} {tail}."
+    return place_markers(sentence, "".join(f"[{n}]" for n in cited) + (" [unsupported]" if unsupported else ""))
 
 
 def _citation(q: Quote, hits: Sequence[Hit]) -> Citation:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from assistant.core.text import MARKER, best_quote, content_words, markers_in, overlap, restates, split_sentences, strip_markers
+from assistant.core.text import (MARKER, best_quote, content_words, markers_in, overlap, place_markers, restates,
+                                 split_sentences, strip_markers)
 from assistant.core.types import Answer, Citation, Hit
 
 # A sentence is attributed to a passage it never cited only if it shares this share of content words.
@@ -46,11 +47,7 @@ def attach_citations(text: str, passages: Sequence[Hit]) -> tuple[str, list[Cita
             if n not in cited:
                 cited[n] = citation_for(n, passages[n - 1], bare)
         if valid:
-            tail = "".join(f"[{n}]" for n in valid)
-            if bare and bare[-1] in ".!?":
-                bare = f"{bare[:-1]} {tail}{bare[-1]}"
-            else:
-                bare = f"{bare} {tail}"
+            bare = place_markers(bare, "".join(f"[{n}]" for n in valid), end="")
         out_sentences.append(bare)
     return " ".join(out_sentences), sorted(cited.values(), key=lambda c: c.n)
 

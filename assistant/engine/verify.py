@@ -16,7 +16,8 @@ from typing import Sequence
 
 from pydantic import BaseModel
 
-from assistant.core.text import content_words, markers_in, names_in, numbers_ok, overlap, split_sentences, strip_markers
+from assistant.core.text import (content_words, markers_in, names_in, numbers_ok, overlap, place_markers, split_sentences,
+                                 strip_markers)
 from assistant.engine.cite import citation_for
 from assistant.core.config import Settings
 from assistant.engine.passages import format_passages, passage_text
@@ -189,7 +190,4 @@ def _with_markers(sentence: str, markers: Sequence[int], mark: bool = False) -> 
     tail = "".join(f"[{n}]" for n in markers) + (f" {UNSUPPORTED_MARK}" if mark else "")
     if not tail:
         return sentence
-    tail = tail.strip()
-    if sentence[-1:] in ".!?":
-        return f"{sentence[:-1]} {tail}{sentence[-1]}"
-    return f"{sentence} {tail}"
+    return place_markers(sentence, tail.strip(), end="")

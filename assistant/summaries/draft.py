@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.text import best_quote, is_prose, split_sentences
+from assistant.core.text import best_quote, is_prose, place_markers, split_sentences
 from assistant.core.types import Chunk, Citation, Hit, ProgressEvent, bibtex_entry
 from assistant.engine.support import SupportChecker
 from assistant.summaries.config import TreeConfig
@@ -205,6 +205,5 @@ def _cite(kept: Sequence[tuple[str, Chunk]], lib) -> tuple[str, list[Citation]]:
                                       title=p.title if p else "", section=leaf.section, page_start=leaf.page_start,
                                       page_end=leaf.page_end, quote=best_quote(sentence, leaf.text),
                                       authors=p.authors if p else (), year=p.year if p else None))
-        n = numbers[leaf.id]
-        out.append(f"{sentence[:-1]} [{n}]{sentence[-1]}" if sentence[-1] in ".!?" else f"{sentence} [{n}].")
+        out.append(place_markers(sentence, f"[{numbers[leaf.id]}]"))
     return " ".join(out), citations

@@ -15,24 +15,21 @@ def failure_groups(failed: Sequence[IngestResult]) -> list[tuple[str, list[str]]
     (39 papers that could not reach the arXiv API are one row)."""
     groups: dict[str, list[str]] = {}
     for r in failed:
-        reason = r.reason.replace(r.arxiv_id, "<id>") if r.arxiv_id != r.reason else r.reason
+        reason = r.reason.replace(r.arxiv_id, "<id>")
         groups.setdefault(reason, []).append(r.arxiv_id)
     return sorted(groups.items(), key=lambda kv: -len(kv[1]))
 
 
 def print_ingest_summary(console: Console, results: Sequence[IngestResult], seconds: float) -> None:
+    # An unreadable reading-list item (a file with no ids, a path that is not there) is an input problem,
+    # not a paper that failed.
     for r in results:
         if r.kind == "input":
-            console.print(f"[yellow]{r.reason}[/yellow]", highlight=False)
+            console.print(f"[yellow]input skipped:[/yellow] {r.reason}", highlight=False)
     results = [r for r in results if r.kind == "paper"]
     ok = [r for r in results if r.status == PaperStatus.ok]
-    # An unreadable reading-list item (a file with no ids, a path that is not there) carries its message as
-    # its id: it is an input problem, not a paper that failed.
-    unread = [r for r in results if r.status == PaperStatus.failed and r.arxiv_id == r.reason]
-    failed = [r for r in results if r.status == PaperStatus.failed and r.arxiv_id != r.reason]
+    failed = [r for r in results if r.status == PaperStatus.failed]
     fresh = [r for r in ok if not r.skipped]
-    for r in unread:
-        console.print(f"[yellow]input skipped:[/yellow] {r.reason}", highlight=False)
     if failed:
         table = Table(title=f"{len(failed)} failed", show_lines=False)
         table.add_column("papers", overflow="fold")

@@ -173,3 +173,23 @@ def _window_chunks(arxiv_id: str, size: int = 200, overlap: int = 40):
 def paper_chunks():
     """{arxiv_id: [Chunk, ...]} for INDEX_TEST_IDS (four small real papers, ~160 chunks)."""
     return {arxiv_id: _chunks_of(arxiv_id) for arxiv_id in INDEX_TEST_IDS}
+
+
+def kill_at_marker(script: str, marker: str, cwd: Path, before_kill=lambda: None) -> None:
+    """Run `script` in a fresh Python, wait for the line starting with `marker` on its stdout, then SIGKILL it
+    there (as a crash or `kill -9` would); `before_kill` checks the state it is killed in."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=cwd, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(marker), line
+        before_kill()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

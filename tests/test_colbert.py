@@ -4,7 +4,6 @@ processes, and a build killed half-way that leaves the old index answering."""
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from indexes.base import Index
+from tests.conftest import kill_at_marker
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IDS = ("1910.01108", "2305.13245", "2310.06825")  # DistilBERT, GQA, Mistral 7B
@@ -150,17 +150,11 @@ def test_killed_build_leaves_old_index(base_index, paper_chunks, ckpt_cache, tmp
             chunks = [Chunk.model_validate_json(l) for l in Path({str(jsonl)!r}).read_text().splitlines()]
             ColBERTIndex(Path({str(index.path)!r}), cache_dir=Path({str(ckpt_cache)!r})).rebuild(chunks, progress=progress)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ENCODING"), line
+
+    def half_made() -> None:
         assert list(index.path.glob(".build-*"))  # the new version is half made
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    kill_at_marker(script, "ENCODING", ROOT, half_made)
     from indexes.colbert import ColBERTIndex
 
     survivor = ColBERTIndex(index.path, cache_dir=ckpt_cache)

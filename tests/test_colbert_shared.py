@@ -3,15 +3,12 @@ MiniLM's weights): at ingest each chunk is encoded once, a hybrid query once, an
 late in an ingest resumes from the spooled token vectors instead of encoding every chunk again."""
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_mirror
+from tests.conftest import kill_at_marker, make_mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = "2305.13245"  # GQA: small
@@ -89,16 +86,7 @@ def test_colbert_build_killed_late_resumes_from_encodings(settings_for, tmp_path
                                 offline=True, arxiv_delay_s=0.0, indexes=["colbert"])
             Assistant(settings).ingest([{PAPER!r}], progress=progress)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("BUILDING"), line
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_at_marker(script, "BUILDING", ROOT)
     colbert_dir = settings.index_dir / "colbert"
     assert list(colbert_dir.glob(".build-*")) and not (colbert_dir / "CURRENT").exists()
 

@@ -52,9 +52,13 @@ class Retriever:
     def _keep_searchable(self, ranked: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
         """Drop ids search must not return (a paper mid-ingest, a superseded version, a removed paper)
         before fusion and truncation, so that they cannot crowd out the passages that are searchable."""
-        chunks = self.library.store.chunks([cid for cid, _ in ranked])
+        keep = self._searchable_ids([cid for cid, _ in ranked])
+        return [(cid, s) for cid, s in ranked if cid in keep]
+
+    def _searchable_ids(self, ids: Sequence[str]) -> set[str]:
+        chunks = self.library.store.chunks(list(dict.fromkeys(ids)))
         ok = self.library.ok_papers()
-        return [(cid, s) for cid, s in ranked if cid in chunks and self.library.searchable(chunks[cid], ok)]
+        return {cid for cid, chunk in chunks.items() if self.library.searchable(chunk, ok)}
 
     def _indexes_of(self, mode: str) -> set[str]:
         if mode == "hybrid":
@@ -78,7 +82,8 @@ class Retriever:
             pool = max(k * 3, 30)
             rankings = {"dense": lib.dense.search(query, pool, papers)}
             rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
-            rankings = {name: self._keep_searchable(r) for name, r in rankings.items()}
+            keep = self._searchable_ids([cid for r in rankings.values() for cid, _ in r])  # one store read for all
+            rankings = {name: [(cid, s) for cid, s in r if cid in keep] for name, r in rankings.items()}
             ranked = rrf(rankings, lib.settings.fusion_weights, k=lib.settings.rrf_k, limit=k)
         elif mode == "collapsed" or mode.startswith("collapsed:"):
             # RAPTOR collapsed tree: every level in one pool, filled to a token budget; "collapsed:0,1" filters levels.

@@ -22,8 +22,6 @@ from assistant.core.text import MARKER, content_words, markers_in, numbers_ok, s
 from eval.judge import JudgeVerdict
 from eval.matching import evidence_hit, normalize_ws  # noqa: F401 (the eval's one definition)
 
-# A chunk that cuts an evidence string at its boundary still counts when it holds this share of it.
-
 
 class Result(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -3,6 +3,7 @@ exact phrases, arXiv scoping, incremental add without a rebuild, remove, persist
 processes, and a build killed half-way that leaves the old index answering."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -163,3 +164,50 @@ def test_killed_build_leaves_old_index(base_index, paper_chunks, ckpt_cache, tmp
     survivor.remove([expected[0][0]])  # the next writer cleans up the leftovers and works
     assert not list(index.path.glob(".build-*"))
     assert expected[0][0] not in {c for c, _ in survivor.search("rolling buffer cache", 5)}
+
+
+def test_only_build_locks_no_live_process_holds_are_removed(tmp_path):
+    from indexes.colbert.build_locks import clear_stale_build_locks
+
+    stale, live = tmp_path / "dead_ext" / "lock", tmp_path / "busy_ext" / "lock"
+    for lock in (stale, live):
+        lock.parent.mkdir()
+        lock.touch()
+    holder = subprocess.Popen([sys.executable, "-c", f"f = open({str(live)!r}); print('open', flush=True); input()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert clear_stale_build_locks(tmp_path) == [stale]
+        assert not stale.exists() and live.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert clear_stale_build_locks(tmp_path) == [live]  # its holder died: now it is a leftover too
+
+
+def test_a_build_lock_left_by_a_killed_process_does_not_hang_search(base_index, ckpt_cache, tmp_path):
+    """torch waits forever on an extension's `lock` file; a process killed mid-build leaves one (CI once hung
+    90 minutes on it). Search in a fresh process must clear it, not wait."""
+    from indexes.colbert.build_locks import extensions_root
+
+    ext = tmp_path / "ext"
+    built = extensions_root()
+    for folder in (built.glob("*/*_cpp") if built.exists() else []):  # compiled already: copy, not rebuild
+        shutil.copytree(folder, ext / folder.name, ignore=shutil.ignore_patterns("lock"))
+    planted = [ext / name / "lock" for name in ("segmented_maxsim_cpp", "decompress_residuals_cpp")]
+    for lock in planted:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.touch()
+    shutil.copytree(base_index, tmp_path / "colbert", symlinks=True)
+    search = textwrap.dedent(f"""
+        from pathlib import Path
+        from indexes.colbert import ColBERTIndex
+        if __name__ == "__main__":
+            index = ColBERTIndex(Path({str(tmp_path / "colbert")!r}), cache_dir=Path({str(ckpt_cache)!r}))
+            print("TOP", index.search("rolling buffer cache", 1)[0][0])
+    """)
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(ext)}
+    done = subprocess.run([sys.executable, "-c", search], cwd=ROOT, env=env, timeout=600, capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "TOP " in done.stdout, done.stderr[-2000:]
+    assert "stale torch build lock" in done.stderr and not any(lock.exists() for lock in planted)

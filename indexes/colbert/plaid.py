@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
+from indexes.colbert.build_locks import clear_stale_build_locks
 from indexes.embedder import torch_threads  # noqa: F401  (re-exported: ColBERTIndex searches with it)
 
 CHUNK_PASSAGES = 2000  # passages per colbert-ai chunk file
@@ -27,7 +28,10 @@ Progress = Callable[[int, int], None]
 
 @contextlib.contextmanager
 def quiet_colbert(verbose: int) -> Iterator[None]:
-    """colbert-ai prints progress to stdout/stderr and warns about CUDA autocast: hide both unless verbose."""
+    """colbert-ai prints progress to stdout/stderr and warns about CUDA autocast: hide both unless verbose.
+    Every call into colbert-ai passes here and any may compile its C++ extensions, so a build lock left by a
+    killed process is cleared first (else the call would wait on it forever)."""
+    clear_stale_build_locks()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning)

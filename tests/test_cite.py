@@ -20,6 +20,11 @@ PASSAGES = [
 def test_markers_parsed_in_all_forms():
     assert markers_in("a [1] b [2, 3] c [4;5]") == [1, 2, 3, 4, 5]
     assert split_sentences("One. Two [1]. Three?") == ["One.", "Two [1].", "Three?"]
+    # a real sentence of the Longformer paper: no cut after "et al." or "Fig."
+    assert split_sentences("Following Sukhbaatar et al. (2019) we use differing window sizes across the layers "
+                           "(Fig. 2). In particular, we use small window sizes for the lower layers.") == [
+        "Following Sukhbaatar et al. (2019) we use differing window sizes across the layers (Fig. 2).",
+        "In particular, we use small window sizes for the lower layers."]
 
 
 def test_valid_marker_becomes_citation_with_page_section_and_quote():

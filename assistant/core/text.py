@@ -6,7 +6,6 @@ import re
 from functools import lru_cache
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\[(])")
 WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 NAME = re.compile(r"[A-Za-z][\w-]*")
@@ -32,8 +31,9 @@ def stem(word: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    parts = [p.strip() for line in text.splitlines() for p in SENTENCE_END.split(line)]
-    return [p for p in parts if p]
+    """Sentences line by line (an answer's lines are its units), cut as `sentence_spans` cuts them: never
+    after "et al." or "Fig.", which left quotes such as "Following Sukhbaatar et al." on their own."""
+    return [line[a:b] for line in text.splitlines() for a, b in sentence_spans(line)]
 
 
 def strip_markers(text: str) -> str:
@@ -60,6 +60,12 @@ def content_words(text: str) -> set[str]:
     """Lower-cased, stemmed words that carry meaning (enough to align a sentence with a passage)."""
     stop = _stopwords()
     return {stem(w) for w in (m.lower() for m in WORD.findall(text)) if w not in stop and len(w) > 1}
+
+
+def word_coverage(sentence: str, quote: str) -> float:
+    """Share of the sentence's content words the quote holds (0 for a sentence with none)."""
+    words = content_words(sentence)
+    return len(words & content_words(quote)) / len(words) if words else 0.0
 
 
 def overlap(sentence: str, passage: str) -> float:

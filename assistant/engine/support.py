@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from assistant.core.config import Settings
 from assistant.core.prompts import load_prompt
-from assistant.core.text import content_words, names_in, numbers_in, numbers_ok
+from assistant.core.text import names_in, numbers_in, numbers_ok, word_coverage
 from assistant.llm.protocol import LLM, LLMError
 
 
@@ -34,12 +34,6 @@ def grounding_problem(sentence: str, quote: str, title: str = "") -> str:
     if names:
         return f"names not in the quote: {', '.join(names)}"
     return ""
-
-
-def word_coverage(sentence: str, quote: str) -> float:
-    """Share of the sentence's content words the quote holds."""
-    words = content_words(sentence)
-    return len(words & content_words(quote)) / len(words) if words else 0.0
 
 
 class SupportChecker:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -339,7 +340,7 @@ async def test_engine_that_cannot_start_is_reported_and_questions_fail_cleanly(s
         assert "another embedder" in app.conversation.turns[0].error
 
 
-async def test_settings_saved_from_the_tui_round_trip_through_the_config_file(settings):
+async def test_settings_saved_from_the_tui_round_trip_through_the_config_file(settings, monkeypatch):
     from assistant.core.config import config_path, load_settings, save_settings
     from assistant.tui.screens.settings import SettingsScreen
 
@@ -365,11 +366,16 @@ async def test_settings_saved_from_the_tui_round_trip_through_the_config_file(se
     text = path.read_text()
     assert text.startswith("# mine") and "None" not in text
     assert loaded.indexes == ["bm25"] and loaded.fusion_weights == {"dense": 1.0, "bm25": 2.0}
-    # Every field, whatever its type, reads back as written.
+    # Every field, whatever its type, reads back as written (with no PAPER_ASSISTANT_* variable over it:
+    # `make test` exports PAPER_ASSISTANT_MIRROR).
+    for name in [k for k in os.environ if k.startswith("PAPER_ASSISTANT_")]:
+        monkeypatch.delenv(name)
     every = Settings(home=settings.home, mirror=settings.home / "m", chroma_url="http://127.0.0.1:8000",
                      raptor_context_tokens=1024, indexes=["colbert"], fusion_weights={"bm25": 1.0})
     save_settings(every, list(Settings.model_fields), path)
-    assert load_settings(path) == every
+    loaded = load_settings(path)
+    assert loaded == every, {k: (getattr(loaded, k), getattr(every, k)) for k in Settings.model_fields
+                             if getattr(loaded, k) != getattr(every, k)}
 
 
 async def test_weakly_supported_sentences_are_underlined_and_counted(settings):

@@ -71,7 +71,8 @@ class ColBERTIndex:
         self._checkpoint_path: str | None = None
         self._configs: dict = {}
         self._model = None  # colbert-ai Checkpoint, loaded once
-        self._ranker = None  # colbert-ai IndexScorer of the loaded version
+        self._scorer = None  # colbert-ai IndexScorer of the loaded version (see _ranker)
+        self._scorer_folder: Path | None = None  # the version whose scorer is still to load
         self._loaded: str | None = None
         self._manifest: dict = {}
         self._ids: list[str | None] = []
@@ -79,6 +80,31 @@ class ColBERTIndex:
         self._pid_of: dict[str, int] = {}
         self.last_stats: dict[str, float | int | str] = {}
         self._refresh()
+
+    @property
+    def _ranker(self):
+        """colbert-ai's IndexScorer of the loaded version (None when empty), loaded on first use."""
+        for attempt in range(3):
+            if self._scorer is not None or self._scorer_folder is None:
+                break
+            from colbert.modeling.colbert import ColBERT
+            from colbert.search.index_storage import IndexScorer
+
+            try:
+                with quiet_colbert(self.verbose):
+                    ColBERT.try_load_torch_extensions(False)  # the scorer's segmented MaxSim (C++, compiled once)
+                    self._scorer = IndexScorer(str(self._scorer_folder), use_gpu=False, load_index_with_mmap=False)
+                self._scorer_folder = None
+            except FileNotFoundError:  # writers replaced that version (twice) since it was read: take the live one
+                if attempt == 2:
+                    raise
+                self._loaded = None
+                self._refresh()
+        return self._scorer
+
+    @_ranker.setter
+    def _ranker(self, scorer) -> None:
+        self._scorer, self._scorer_folder = scorer, None
 
     # ------------------------------------------------------------------ the Index protocol
     def add(self, chunks: Sequence[Chunk], progress: Progress | None = None) -> None:
@@ -288,16 +314,10 @@ class ColBERTIndex:
         if manifest.get("empty"):
             self._set_empty(folder.name, manifest)
             return
-        from colbert.search.index_storage import IndexScorer
-
         meta = json.loads((folder / "pids.json").read_text())
-        from colbert.modeling.colbert import ColBERT
-
-        with quiet_colbert(self.verbose):
-            ColBERT.try_load_torch_extensions(False)  # the scorer's segmented MaxSim (C++, compiled once)
-        with quiet_colbert(self.verbose):
-            ranker = IndexScorer(str(folder), use_gpu=False, load_index_with_mmap=False)
-        self._ranker = ranker
+        # colbert-ai's scorer loads on first search or update (_ranker): importing colbert-ai alone takes ~18 s,
+        # which `papers`, `remove` or a bm25 search, all of which open the index to count it, need not pay.
+        self._ranker, self._scorer_folder = None, folder
         self._ids, self._arxiv = list(meta["ids"]), list(meta["arxiv_ids"])
         self._pid_of = {cid: p for p, cid in enumerate(self._ids) if cid is not None}
         self._loaded, self._manifest = folder.name, manifest

@@ -18,7 +18,7 @@ from typing import Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from assistant.core.text import MARKER, content_words, markers_in, numbers_ok, split_sentences, word_coverage
+from assistant.core.text import MARKER, content_words, markers_in, numbers_ok, overlap, split_sentences
 from eval.judge import JudgeVerdict
 from eval.matching import evidence_hit, normalize_ws  # noqa: F401 (the eval's one definition)
 
@@ -169,7 +169,7 @@ def score_grounding(answer_text: str, sources: Sequence[str]) -> GroundingResult
     bad = []
     for sentence, cites in claims:
         cited = " ".join(sources[i - 1] for i in cites if 1 <= i <= len(sources))
-        held = word_coverage(sentence, cited) if content_words(sentence) else 1.0  # nothing to hold: vacuous
+        held = overlap(sentence, cited) if content_words(sentence) else 1.0  # nothing to hold: vacuous
         if not cited or not numbers_ok(sentence, cited) or held < GROUNDED_WORDS:
             bad.append(sentence)
     return GroundingResult(score=(len(claims) - len(bad)) / len(claims), n_sentences=len(claims),

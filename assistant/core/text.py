@@ -62,12 +62,6 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in (m.lower() for m in WORD.findall(text)) if w not in stop and len(w) > 1}
 
 
-def word_coverage(sentence: str, quote: str) -> float:
-    """Share of the sentence's content words the quote holds (0 for a sentence with none)."""
-    words = content_words(sentence)
-    return len(words & content_words(quote)) / len(words) if words else 0.0
-
-
 def overlap(sentence: str, passage: str) -> float:
     """Share of the sentence's content words that the passage holds."""
     words = content_words(MARKER.sub("", sentence))

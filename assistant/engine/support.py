@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from assistant.core.config import Settings
 from assistant.core.prompts import load_prompt
-from assistant.core.text import names_in, numbers_in, numbers_ok, word_coverage
+from assistant.core.text import names_in, numbers_in, numbers_ok, overlap
 from assistant.llm.protocol import LLM, LLMError
 
 
@@ -55,7 +55,7 @@ class SupportChecker:
         problem = grounding_problem(sentence, quote, title)
         if problem:
             return Support(False, 0.0, problem)
-        coverage = word_coverage(sentence, quote)
+        coverage = overlap(sentence, quote)
         if coverage < self.settings.support_min_coverage:
             return Support(False, round(coverage * 0.5, 4), f"only {coverage:.0%} of its words are in the quote")
         score_of = getattr(self.llm, "yes_probability", None)

@@ -49,11 +49,12 @@ def main() -> None:
     print(f"{'variant':<16} {'evidence kept':>14} {'questions kept':>15} {'in quote 1':>11} {'in quotes 1-2':>14}")
     for name, weights in VARIANTS.items():
         kept = questions = first = first_two = 0
+        selector = None if weights is None else EvidenceSelector(a.embedder.embed_tokens, getattr(bm25, "idf", None),
+                                                                 weights=weights)
         for r, hits, evs in in_passages:
-            if weights is None:
+            if selector is None:
                 texts = [h.chunk.text for h in hits]
             else:
-                selector = EvidenceSelector(a.embedder.embed_tokens, getattr(bm25, "idf", None), weights=weights)
                 texts = [q.text for q in selector.select(r["question"], hits, s.quotes_budget_tokens)]
             ranks = [next((i for i, t in enumerate(texts, 1) if evidence_hit(t, ev)), None) for ev in evs]
             kept += sum(1 for x in ranks if x)

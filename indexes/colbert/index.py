@@ -317,7 +317,7 @@ class ColBERTIndex:
         meta = json.loads((folder / "pids.json").read_text())
         # colbert-ai's scorer loads on first search or update (_ranker): importing colbert-ai alone takes ~18 s,
         # which `papers`, `remove` or a bm25 search, all of which open the index to count it, need not pay.
-        self._ranker, self._scorer_folder = None, folder
+        self._scorer, self._scorer_folder = None, folder
         self._ids, self._arxiv = list(meta["ids"]), list(meta["arxiv_ids"])
         self._pid_of = {cid: p for p, cid in enumerate(self._ids) if cid is not None}
         self._loaded, self._manifest = folder.name, manifest

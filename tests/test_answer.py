@@ -11,6 +11,7 @@ from assistant.engine.answer import ABSTAIN_TEXT, Evidence, QuoteAnswerer, clean
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals
 from assistant.engine.passages import gate_messages, quote_messages
+from assistant.core.text import overlap, split_sentences
 from assistant.engine.support import SupportChecker, grounding_problem
 from assistant.llm.protocol import LLMError
 from tests.fakes import ScriptedLLM
@@ -82,6 +83,19 @@ def test_a_sentence_from_its_quote_is_kept_and_cited_with_its_support(setup):
     assert answer.verdicts and answer.verdicts[0].supported and answer.verdicts[0].support == pytest.approx(0.9)
     assert [e.kind for e in events][:3] == ["passages", "quotes", "token"]
     assert llm.calls[0]["extra_body"]["structured_outputs"]["regex"] == lines_regex(len(quotes))
+
+
+def test_a_sentence_copied_under_the_wrong_number_cites_the_quote_it_came_from(setup):
+    """The 1.5B model copied quote 4 under "[3]"; the check ran against quote 3 and dropped a verbatim sentence."""
+    _, _, _, quotes = setup
+    source, wrong, sentence = next((s, w, x) for s in quotes for w in quotes if w is not s
+                                   for x in split_sentences(s.text)
+                                   if len(x.split()) >= 8 and overlap(x, w.text) < 0.4)  # the cited quote lacks it
+    llm = GatedLLM([f"[{wrong.n}] {sentence}"])
+    _, answer = answer_with(setup, llm)
+    assert not answer.extractive and f"[{source.n}]" in answer.text and f"[{wrong.n}]" not in answer.text
+    assert answer.verdicts[0].citations == (source.n,) and answer.verdicts[0].supported
+    assert [c.chunk_id for c in answer.citations] == [source.chunk_id]
 
 
 def test_an_invented_number_or_name_is_removed_and_recorded(setup):
@@ -169,6 +183,12 @@ def test_a_line_copying_the_quote_header_keeps_only_the_sentence():
     assert QUOTE_HEADER.sub("", 'BERT, 3 Method, pp. 4-5: "We mask 15% of tokens."') == '"We mask 15% of tokens."'
     assert QUOTE_HEADER.sub("", "The model uses 16 heads: one per subspace.") == "The model uses 16 heads: one per subspace."
     assert QUOTE_HEADER.sub("", "In 2017: the Transformer.") == "In 2017: the Transformer."
+    # a title with a colon of its own, as the 1.5B model copies it (the first sentence was lost to the header)
+    copied = ('LLaMA: Open and Efficient Foundation Language Models, 6 Carbon footprint, p. 10: "Finally, we '
+              'estimate that we used 2048 A100-80GB for a period of approximately 5 months."')
+    assert QUOTE_HEADER.sub("", copied).startswith('"Finally, we estimate')
+    assert QUOTE_HEADER.sub("", "Models: we compare GPT-3 with LLaMA, see Table 2.") == \
+        "Models: we compare GPT-3 with LLaMA, see Table 2."
 
 
 def test_a_gate_without_the_model_declines_before_any_generation(setup):

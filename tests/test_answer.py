@@ -159,6 +159,15 @@ def test_grounding_checks_numbers_and_names():
     assert grounding_problem("It was trained on 2048 A100 GPUs.", quote) == ""
     assert "numbers" in grounding_problem("It was trained on 1024 A100 GPUs.", quote)
     assert "names" in grounding_problem("It was trained on 2048 TPUv4 chips.", quote)
+    # dev u005: the 1.5B model put "Mistral 7B" in place of the quote's "GPT-3 (175B)"; the sentence-initial
+    # name is not checked, the size must be
+    survey = ("GPT-3 (175B) [55] was trained on a mixed dataset of 300B tokens, including CommonCrawl [111], "
+              "WebText2 [55], Books1 [55], Books2 [55], and Wikipedia [106].")
+    swapped = "Mistral 7B was trained on a mixed dataset of 300B tokens, including CommonCrawl and Wikipedia."
+    assert grounding_problem(swapped, survey) == "numbers not in the quote: 7"
+    assert grounding_problem("GPT-3 was trained on 300B tokens.", survey) == ""
+    assert grounding_problem("Mistral 7B outperforms Llama 2 13B.", "Mistral 7B beats Llama 2 13B on all "
+                             "benchmarks.") == ""
 
 
 def test_questions_of_any_bytes_are_cleaned_or_refused():

@@ -85,10 +85,16 @@ def restates(words: set[str], earlier: set[str]) -> bool:
     return shared >= 5 and shared >= REPEATED * min(len(words), len(earlier))
 
 
+# A single digit with a unit glued on ("7B", "8x"): a model size or a factor, never list numbering.
+SIZED_DIGIT = re.compile(r"(?<![\w.,])(\d)(?=[BMKTx]\b)")
+
+
 def numbers_in(text: str) -> set[str]:
-    """Numbers worth checking: two or more digits, or with a decimal part; commas and points dropped."""
-    out = set()
-    for m in NUMBER.findall(MARKER.sub("", text)):
+    """Numbers worth checking: two or more digits, with a decimal part, or a digit with a unit ("7B");
+    commas and points dropped."""
+    text = MARKER.sub("", text)
+    out = set(SIZED_DIGIT.findall(text))
+    for m in NUMBER.findall(text):
         digits = re.sub(r"[.,]", "", m)
         if len(digits) >= 2:
             out.add(digits)

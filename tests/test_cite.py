@@ -25,6 +25,12 @@ def test_markers_parsed_in_all_forms():
                            "(Fig. 2). In particular, we use small window sizes for the lower layers.") == [
         "Following Sukhbaatar et al. (2019) we use differing window sizes across the layers (Fig. 2).",
         "In particular, we use small window sizes for the lower layers."]
+    # an extractive answer cites after the closing quote: the marker closes its sentence (eval scored the
+    # 1.5B run's extractive answers as uncited first sentences and misplaced citations before this)
+    assert split_sentences("\u201cA2 writes to block 1.\u201d [1] \u201cThe outputs differ.\u201d [2, 3]") == [
+        "\u201cA2 writes to block 1.\u201d [1]", "\u201cThe outputs differ.\u201d [2, 3]"]
+    # a paper's sentence that opens with its citation still starts a sentence of its own
+    assert split_sentences("See [12] for more. [4] showed it.") == ["See [12] for more.", "[4] showed it."]
 
 
 def test_valid_marker_becomes_citation_with_page_section_and_quote():

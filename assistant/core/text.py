@@ -118,7 +118,11 @@ def names_in(sentence: str) -> set[str]:
 # --- sentences of PDF text, as quotes are cut from it
 _ABBREVIATIONS = frozenset("""fig figs eq eqs sec secs tab tabs table ref refs e.g i.e al vs cf no nos approx resp app appx
 alg algo thm def eqn ch pp vol etc viz sect""".split())
-_BREAK = re.compile(r"[.!?][\"')\]”’]*(?=\s+[\"“(\[]?[A-Z0-9])")
+# A citation marker after the full stop belongs to the sentence before it (`“...” [1] “...” [2]`): taken in.
+_CITED = r"\[\d+(?:\s*[,;\u2013-]\s*\d+)*\]"
+# A paper's sentence may open with one ("[4] showed that ..."): before a marker and a small letter, cut.
+_BREAK = re.compile(rf"[.!?][\"')\]”’]*(?:\s*{_CITED})*"
+                    rf"(?=\s+(?:(?!{_CITED})[\"“(\[]?[A-Z0-9]|{_CITED}\s+[a-z]))")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -51,10 +51,13 @@ class Library:
         self.settings = settings
         self.embedder = embedder
         settings.index_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.index_dir / "library.sqlite")
-        self.store.check_fingerprint(settings.fingerprint())
-        self.dense = DenseIndex(embedder, path=settings.index_dir / "chroma", url=settings.chroma_url,
-                                collection=settings.collection)
+        # Two processes creating one new library at once raced on sqlite's switch to WAL and on chromadb's
+        # schema ("database is locked"); opening an existing one takes this lock for well under a second.
+        with exclusive_lock(settings.index_dir / ".open.lock"):
+            self.store = Store(settings.index_dir / "library.sqlite")
+            self.store.check_fingerprint(settings.fingerprint())
+            self.dense = DenseIndex(embedder, path=settings.index_dir / "chroma", url=settings.chroma_url,
+                                    collection=settings.collection)
         self.extra_indexes: dict[str, Index] = (build_extra_indexes(settings, embedder) if extra_indexes is None
                                                 else dict(extra_indexes))
         # The cheap health check, once on open: front ends show these before anything else.

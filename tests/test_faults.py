@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,8 @@ from assistant.core.types import PaperStatus
 from assistant.engine.retrieve import RetrievalError
 from indexes.health import check
 from tests.conftest import SMALL_IDS, make_mirror
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ROBERTA, GQA = SMALL_IDS
 QUERIES = ("dynamic masking of the pretraining data", "grouped-query attention key-value heads")
@@ -224,6 +227,31 @@ def test_killed_colbert_build_is_reported_and_repaired(tmp_path, embedder):
     found = cli(home, mirror, "search", QUERIES[1], "--mode", "colbert", "--json", indexes=both)
     assert found.returncode == 0 and "warning" not in found.stderr
     assert json.loads(found.stdout)[0]["chunk"]["arxiv_id"] == GQA
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from assistant.core.config import Settings
+from indexes.embedder import SentenceTransformerEmbedder
+from indexes.library import Library
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+library = Library(Settings(home=Path(sys.argv[1]), offline=True, indexes=["bm25"]), SentenceTransformerEmbedder("all-MiniLM-L6-v2"))
+print(len(library.papers()), library.dense.count())
+"""
+
+
+def test_processes_creating_one_new_library_at_once(tmp_path):
+    """Four processes open the same new library in the same instant (two ingests started together do):
+    each gets it, none sees sqlite's or chromadb's "database is locked"."""
+    for round_ in range(3):
+        home = tmp_path / f"home{round_}"
+        start = time.time() + 8  # after every interpreter has imported what it needs
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, str(home), str(start)], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        outputs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, [err[-800:] for _, err in outputs if err]
 
 
 def test_two_concurrent_ingests_and_a_reader(tmp_path, mirror, embedder):

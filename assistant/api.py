@@ -40,9 +40,9 @@ class Assistant:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from indexes.embedder import SentenceTransformerEmbedder
+            from indexes.embedder import embedder_for
 
-            self._embedder = SentenceTransformerEmbedder(self.settings.embedder, self.settings.embed_batch_size)
+            self._embedder = embedder_for(self.settings)
         return self._embedder
 
     @property

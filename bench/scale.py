@@ -136,11 +136,11 @@ def main() -> None:
         return
 
     from assistant.core.config import load_settings
-    from indexes.embedder import SentenceTransformerEmbedder
+    from indexes.embedder import embedder_for
 
     questions = [json.loads(line)["question"] for line in args.dataset.read_text().splitlines() if line.strip()]
     settings = load_settings(home=args.home)
-    vectors = SentenceTransformerEmbedder(settings.embedder).embed(questions)
+    vectors = embedder_for(settings).embed(questions)
     rows = []
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"questions": questions, "vectors": vectors.tolist()}, f)

@@ -257,14 +257,13 @@ class EvalRun:
 def build_pipelines(configs: Sequence[EvalConfig], config_file: Path | None = None,
                     base_overrides: dict[str, Any] | None = None, llm=None) -> dict[str, Pipeline]:
     """One pipeline per configuration; configurations with the same embedder share one loaded model."""
-    from indexes.embedder import SentenceTransformerEmbedder
+    from indexes.embedder import embedder_for
 
     embedders: dict[str, Any] = {}
     pipelines: dict[str, Pipeline] = {}
     for config in configs:
         settings = config.settings(config_file, **(base_overrides or {}))
-        embedder = embedders.setdefault(settings.embedder, SentenceTransformerEmbedder(settings.embedder,
-                                                                                        settings.embed_batch_size))
+        embedder = embedders.setdefault(settings.embedder, embedder_for(settings))
         if config.pipeline == "baseline":
             from eval.baseline import BaselinePipeline
 

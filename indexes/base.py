@@ -36,3 +36,12 @@ class Index(Protocol):
     def search(self, query: str, k: int, arxiv_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, score) pairs, best first; arxiv_ids scopes the search to those papers."""
         ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """An index that can also order a given set of candidates (ColBERT's exact MaxSim)."""
+
+    def rerank(self, query: str, chunk_ids: Sequence[str]) -> list[tuple[str, float]]:
+        """(chunk id, score) for those of chunk_ids the index holds, best first."""
+        ...

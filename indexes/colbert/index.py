@@ -151,30 +151,43 @@ class ColBERTIndex:
             self._refresh()
             if self._ranker is None or k <= 0:
                 return []
-            config = self._search_config(k)
-            with quiet_colbert(self.verbose), torch.inference_mode(), torch_threads(self.search_threads):
-                Q = self.encode_query(query)
-                if arxiv_ids is None:
-                    pids, scores = self._ranker.rank(config, Q)
-                else:
-                    wanted = set(arxiv_ids)
-                    allowed = [p for p, a in enumerate(self._arxiv) if a in wanted and self._ids[p] is not None]
-                    if not allowed:
-                        return []
-                    if len(allowed) <= EXACT_SCOPE_LIMIT:
-                        pids, scores = self._ranker.rank(config, Q, pids=allowed)
-                    else:
-                        allowed_t = torch.tensor(allowed, dtype=torch.int32)
-                        pids, scores = self._ranker.rank(
-                            config, Q, filter_fn=lambda c: c[torch.isin(c, allowed_t.to(c.dtype))])
-            out = []
-            for pid, score in zip(pids, scores):
-                cid = self._ids[pid] if pid < len(self._ids) else None
-                if cid is not None:
-                    out.append((cid, float(score)))
-                    if len(out) == k:
-                        break
-            return out
+            if arxiv_ids is None:
+                return self._rank(query, k)
+            wanted = set(arxiv_ids)
+            allowed = [p for p, a in enumerate(self._arxiv) if a in wanted and self._ids[p] is not None]
+            if not allowed:
+                return []
+            if len(allowed) <= EXACT_SCOPE_LIMIT:
+                return self._rank(query, k, pids=allowed)
+            allowed_t = torch.tensor(allowed, dtype=torch.int32)
+            return self._rank(query, k, filter_fn=lambda c: c[torch.isin(c, allowed_t.to(c.dtype))])
+
+    def rerank(self, query: str, chunk_ids: Sequence[str]) -> list[tuple[str, float]]:
+        """Exact MaxSim of the query against these chunks only (ids the index lacks are left out), best
+        first. Hybrid search has the other retrievers propose candidates and ColBERT order them: scoring
+        ~50 passages skips PLAID's candidate generation over the whole index, most of its time."""
+        with self._lock:
+            self._refresh()
+            pids = sorted({self._pid_of[c] for c in chunk_ids if c in self._pid_of})
+            if self._ranker is None or not pids:
+                return []
+            return self._rank(query, len(pids), pids=pids)
+
+    def _rank(self, query: str, k: int, **scope) -> list[tuple[str, float]]:
+        """colbert-ai's ranking of the whole index, or of `pids` / `filter_fn`'s passages, as (chunk id, score)."""
+        import torch
+
+        config = self._search_config(k)
+        with quiet_colbert(self.verbose), torch.inference_mode(), torch_threads(self.search_threads):
+            pids, scores = self._ranker.rank(config, self.encode_query(query), **scope)
+        out = []
+        for pid, score in zip(pids, scores):
+            cid = self._ids[pid] if pid < len(self._ids) else None
+            if cid is not None:
+                out.append((cid, float(score)))
+                if len(out) == k:
+                    break
+        return out
 
     def encode_query(self, query: str):
         """The query's token vectors, (1, n, dim); without [MASK] padding unless query_augmentation."""

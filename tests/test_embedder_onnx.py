@@ -1,0 +1,65 @@
+"""The embedder on onnxruntime (the default) against torch, on real chunks: the same vectors, pooled and per
+token, the same token ids; the export is made once and reused, a torn export is made again, and where no
+export can be written the embedder says so and runs torch."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+PAPER = "2305.13245"  # GQA: small
+
+
+@pytest.fixture(scope="module")
+def texts(paper_chunks):
+    return [c.text for c in paper_chunks[PAPER]][:40] + ["a", "Why does the Transformer scale dot products by 1/sqrt(d_k)?"]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(texts):
+    from indexes.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="torch").encode(texts)
+
+
+def test_onnx_gives_torch_vectors_and_reuses_its_export(texts, torch_vectors, tmp_path):
+    from indexes.embedder import SentenceTransformerEmbedder
+
+    onnx = SentenceTransformerEmbedder("all-MiniLM-L6-v2", cache_dir=tmp_path)
+    pooled, tokens, ids = onnx.encode(texts)
+    assert onnx.backend == "onnx"
+    [export] = list((tmp_path / "onnx").glob("*.onnx"))
+    ref_pooled, ref_tokens, ref_ids = torch_vectors
+    assert np.min(np.sum(pooled * ref_pooled, axis=1)) > 0.9999
+    assert all(np.array_equal(a, b) for a, b in zip(ids, ref_ids))
+    assert min(float(np.min(np.sum(a * b, axis=1))) for a, b in zip(tokens, ref_tokens)) > 0.999
+    assert np.allclose(onnx.embed(texts), pooled, atol=1e-5)
+    assert np.allclose(onnx.encode_query(texts[-1])[0], ref_pooled[-1], atol=1e-4)
+
+    made = export.stat().st_mtime_ns
+    again = SentenceTransformerEmbedder("all-MiniLM-L6-v2", cache_dir=tmp_path)
+    assert np.allclose(again.embed(texts[:3]), pooled[:3], atol=1e-5) and export.stat().st_mtime_ns == made
+
+
+def test_a_torn_export_is_made_again(texts, torch_vectors, tmp_path):
+    from indexes.embedder import SentenceTransformerEmbedder
+
+    SentenceTransformerEmbedder("all-MiniLM-L6-v2", cache_dir=tmp_path).embed(texts[:1])
+    [export] = list((tmp_path / "onnx").glob("*.onnx"))
+    export.write_bytes(export.read_bytes()[:1000])  # a killed copy, say
+    fresh = SentenceTransformerEmbedder("all-MiniLM-L6-v2", cache_dir=tmp_path)
+    assert np.min(np.sum(fresh.embed(texts) * torch_vectors[0], axis=1)) > 0.9999
+    assert fresh.backend == "onnx" and export.stat().st_size > 10_000_000
+
+
+def test_without_a_writable_cache_it_says_so_and_runs_torch(texts, torch_vectors, tmp_path, caplog):
+    from indexes.embedder import SentenceTransformerEmbedder
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2", cache_dir=blocked)
+    with caplog.at_level(logging.WARNING):
+        vectors = embedder.embed(texts)
+    assert embedder.backend == "torch" and "embedding with torch" in caplog.text
+    assert np.allclose(vectors, torch_vectors[0], atol=1e-6)

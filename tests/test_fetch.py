@@ -165,3 +165,40 @@ def test_truncated_pdf_is_rejected_and_nothing_is_cached(tmp_path: Path, server:
 def test_unreachable_server_is_a_fetch_error(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="arXiv API"):
         Fetcher(make_settings(tmp_path, None, fetch_retries=0)).fetch(SMALL)
+
+
+def test_after_the_api_failed_every_try_later_papers_fail_at_once(tmp_path: Path) -> None:
+    """A server on loopback that drops every connection: the first paper tries 1 + fetch_retries times;
+    the papers after it fail with the same reason without a connection of their own (they would each
+    wait out the retries: 18 s apiece with the default settings)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[int] = []
+
+    def drop_all() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=drop_all, daemon=True).start()
+    port = listener.getsockname()[1]
+    settings = make_settings(tmp_path, None, arxiv_api_url=f"http://127.0.0.1:{port}/api/query", fetch_retries=2)
+    fetcher = Fetcher(settings)
+    reasons = []
+    for arxiv_id in ("2401.00001", "2401.00002", "2401.00003"):
+        with pytest.raises(FetchError) as caught:
+            fetcher.fetch(ArxivRef(arxiv_id=arxiv_id))
+        reasons.append(str(caught.value).split(": ", 1)[1])
+        if arxiv_id == "2401.00001":
+            assert len(accepted) == 3  # 1 + fetch_retries
+    listener.close()
+    assert len(accepted) == 3 and len(set(reasons)) == 1 and "cannot reach the arXiv API" in reasons[0]
+    assert Fetcher(settings)._api_down is None  # a new fetcher (a new ingest) tries again

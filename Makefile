@@ -18,6 +18,7 @@ $(VENV)/.stamp: requirements.lock pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/python scripts/compile_colbert.py
 	touch $@
 
 setup-vllm:

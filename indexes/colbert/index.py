@@ -31,7 +31,7 @@ from indexes.colbert.checkpoint import OFFLINE_CHECKPOINT, is_offline_name, reso
 from indexes.colbert.encodings import EncodingSpool, SharedEncoder, encode_passages
 # The colbert-ai internals live in plaid.py.
 from indexes.colbert.plaid import (CHUNK_PASSAGES, CODEC_FILES, PassageEncoder, PlaidBuilder, Progress,  # noqa: F401
-                                   SearcherView, loud_progress, make_updater, provenance_digest,
+                                   SearcherView, compile_extensions, loud_progress, make_updater, provenance_digest,
                                    quiet_colbert, torch_threads, write_updated_index)
 
 FORMAT_VERSION = 1
@@ -87,12 +87,11 @@ class ColBERTIndex:
         for attempt in range(3):
             if self._scorer is not None or self._scorer_folder is None:
                 break
-            from colbert.modeling.colbert import ColBERT
             from colbert.search.index_storage import IndexScorer
 
             try:
+                compile_extensions(self.verbose)  # the scorer's C++ parts, compiled once (setup does it)
                 with quiet_colbert(self.verbose):
-                    ColBERT.try_load_torch_extensions(False)  # the scorer's segmented MaxSim (C++, compiled once)
                     self._scorer = IndexScorer(str(self._scorer_folder), use_gpu=False, load_index_with_mmap=False)
                 self._scorer_folder = None
             except FileNotFoundError:  # writers replaced that version (twice) since it was read: take the live one

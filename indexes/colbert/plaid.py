@@ -42,14 +42,14 @@ def quiet_colbert(verbose: int) -> Iterator[None]:
             yield
 
 
-def compile_extensions() -> None:
+def compile_extensions(verbose: int = 0) -> None:
     """Compile (or load, when compiled already) colbert-ai's C++ extensions: the scorer's segmented MaxSim,
     candidate filtering and residual decompression. Once per environment, 106 s on 2 cores; setup calls
     it so that a user's first search does not wait for it."""
     from colbert.modeling.colbert import ColBERT
     from colbert.search.index_storage import IndexScorer
 
-    with quiet_colbert(0):
+    with quiet_colbert(verbose):
         ColBERT.try_load_torch_extensions(False)
         IndexScorer.try_load_torch_extensions(False)
 

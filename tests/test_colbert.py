@@ -232,3 +232,23 @@ def test_a_build_lock_left_by_a_killed_process_does_not_hang_search(base_index, 
                           text=True)
     assert done.returncode == 0 and "TOP " in done.stdout, done.stderr[-2000:]
     assert "stale torch build lock" in done.stderr and not any(lock.exists() for lock in planted)
+
+
+def test_blocked_nearest_centroids_give_the_stock_codes(base_index, ckpt_cache):
+    """The index's own centroids and token vectors: the blocked step assigns every vector the centroid the
+    stock colbert-ai step does (it compresses every vector of a build and of an update)."""
+    import torch
+    from colbert.indexing.codecs.residual import ResidualCodec
+    from indexes.colbert.plaid import blocked_codes
+
+    blocked_codes()
+    index = open_copy(base_index, base_index.parent / "codes", ckpt_cache)
+    codec = index._ranker.codec
+    assert isinstance(codec, ResidualCodec) and ResidualCodec.compress_into_codes.blocked
+    vectors = torch.cat([torch.from_numpy(v) for v in index._encode_texts(
+        ["Grouped-query attention interpolates between multi-head and multi-query attention."] * 3 +
+        ["DistilBERT keeps 97% of BERT's performance while being 40% smaller and 60% faster."] * 3)])
+    noisy = torch.cat([vectors, (vectors.float() + 0.05 * torch.randn_like(vectors.float())).half()])
+    noisy = noisy.repeat(400, 1)  # more than one block
+    stock = ResidualCodec.compress_into_codes.stock(codec, noisy, out_device="cpu")
+    assert len(noisy) > 1024 and torch.equal(codec.compress_into_codes(noisy, out_device="cpu"), stock)

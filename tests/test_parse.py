@@ -134,3 +134,17 @@ def test_unusable_pdfs_raise_parse_error(tmp_path: Path) -> None:
     # Encrypted with an empty user password (only printing/copying restricted): it opens.
     opened = parse_pdf(write_pdf(tmp_path / "open.pdf", lambda w: encrypt(w, "")), "2305.13245")
     assert "Grouped-query attention" in opened.text
+
+
+def test_figure_text_is_left_out_and_pages_drawn_as_forms_are_still_read(tmp_path):
+    """Plot labels live in form XObjects (2307.08691: ~10% of pypdf's text); 1706.03762 draws every page as a
+    form, so a page with almost no text outside forms is read with them."""
+    from ingest.parse import _read_pages
+
+    for arxiv_id in ("1706.03762", "2307.08691"):
+        shutil.copy(PAPERS / f"{arxiv_id}.pdf", tmp_path / f"{arxiv_id}.pdf")
+    whole = parse_pdf(tmp_path / "1706.03762.pdf", "1706.03762")
+    assert len(whole.text) > 30_000 and "Scaled Dot-Product Attention" in whole.text
+    ours = sum(len(p) for p in _read_pages(tmp_path / "2307.08691.pdf"))
+    everything = sum(len(p.extract_text() or "") for p in pypdf.PdfReader(tmp_path / "2307.08691.pdf").pages)
+    assert ours < 0.95 * everything

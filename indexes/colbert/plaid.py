@@ -21,6 +21,7 @@ from indexes.colbert.build_locks import clear_stale_build_locks
 from indexes.embedder import torch_threads  # noqa: F401  (re-exported: ColBERTIndex searches with it)
 
 CHUNK_PASSAGES = 2000  # passages per colbert-ai chunk file
+CODES_BLOCK = 1024  # vectors per nearest-centroid block: a 2,048 x 1,024 score matrix stays in cache
 CODEC_FILES = ("centroids.pt", "avg_residual.pt", "buckets.pt", "plan.json")
 
 Progress = Callable[[int, int], None]
@@ -82,6 +83,34 @@ class SearcherView:
         self.ranker = ranker
 
 
+def blocked_codes() -> None:
+    """Make colbert-ai's CPU nearest-centroid step (compressing every token vector at build and update) work in
+    small blocks. The stock one scores 262,144 vectors against all centroids at once, a 2 GB matrix that is
+    written and read back from memory; blocks of 1,024 give the same codes 1.6x faster (4.0 vs 6.3 s per
+    262,144 vectors with 2,048 centroids, 2 cores)."""
+    from colbert.indexing.codecs.residual import ResidualCodec
+
+    stock = ResidualCodec.compress_into_codes
+    if getattr(stock, "blocked", False):
+        return
+
+    def compress_into_codes(self, embs, out_device):
+        if self.use_gpu:
+            return stock(self, embs, out_device)
+        import torch
+
+        codes = torch.empty(embs.size(0), dtype=torch.int64)
+        centroids_t = self.centroids.float().T.contiguous()
+        for start in range(0, embs.size(0), CODES_BLOCK):
+            block = embs[start:start + CODES_BLOCK].float()
+            codes[start:start + CODES_BLOCK] = (block @ centroids_t).argmax(dim=1)
+        return codes.to(device=out_device)
+
+    compress_into_codes.blocked = True
+    compress_into_codes.stock = stock
+    ResidualCodec.compress_into_codes = compress_into_codes
+
+
 def PlaidBuilder(*args, **kwargs):
     """colbert-ai's CollectionIndexer (k-means centroids, residual compression, IVF), driven in-process.
 
@@ -93,6 +122,7 @@ def PlaidBuilder(*args, **kwargs):
     """
     from colbert.indexing.collection_indexer import CollectionIndexer
 
+    blocked_codes()
     cls = type("PlaidBuilder", (_PlaidBuilderMixin, CollectionIndexer), {})
     return cls(*args, **kwargs)
 
@@ -233,6 +263,7 @@ def _updater_class():
 
 def make_updater(config, searcher):
     """The patched IndexUpdater on a loaded index; the caller sets its encoder (no checkpoint passed here)."""
+    blocked_codes()
     return _updater_class()(config, searcher, None)
 
 

@@ -212,3 +212,39 @@ def test_a_gate_without_the_model_declines_before_any_generation(setup):
     llm = GatedLLM([f"[{q.n}] {q.text}"])
     _, answer = answer_with(setup, llm, gate=lenient)
     assert not answer.abstained and llm.calls
+
+
+def test_overlapping_neighbour_chunks_give_each_sentence_once(setup):
+    """Neighbouring chunks share their edges; retrieved together, the later one's leading sentence tail and
+    the shared sentences would be quoted twice (q103 in dev: "need to write their intermediate results ...")."""
+    from assistant.core.types import Hit
+    from assistant.engine.evidence import candidates
+
+    a = setup[0]
+    chunks = list(a.library.store.iter_chunks())
+    pairs = [(x, y) for x, y in zip(chunks, chunks[1:]) if x.arxiv_id == y.arxiv_id and y.char_start < x.char_end]
+    assert pairs, "the chunker overlaps neighbouring chunks"
+    shared = 0
+    for x, y in pairs[:20]:
+        hits = [Hit(chunk=y, score=1.0, rank=1), Hit(chunk=x, score=0.9, rank=2)]
+        alone = [candidates([h]) for h in hits]
+        both = candidates(hits)
+        texts = [" ".join(c.text.lower().split()) for c in both]
+        for i, t in enumerate(texts):  # no sentence of one passage is held by the other's
+            assert not any(j != i and both[j].passage != both[i].passage and t in u for j, u in enumerate(texts))
+        shared += len(alone[0]) + len(alone[1]) - len(both)
+        assert {c.text for c in both} <= {c.text for cs in alone for c in cs}
+    assert shared > 0
+
+
+def test_a_copied_source_line_or_an_inline_heading_is_not_part_of_a_sentence():
+    from assistant.core.text import without_heading as strip
+
+    title, section = "Attention Is All You Need", "3.2.1 Scaled Dot-Product Attention"
+    heads = [title, section, f"{title}, {section}"]
+    assert strip(f"{title}, {section} We call our particular attention", heads) == "We call our particular attention"
+    assert strip(f"{title}, {section}, p. 4: we compute the dot products", heads) == "we compute the dot products"
+    assert strip("3.3 Work Partitioning Between Warps As Section 3.2 describe", ["3.3 Work Partitioning Between Warps"]) \
+        == "As Section 3.2 describe"
+    for text in ("Attention heads are many", "Attentional models", "AttentionX Models", "Results show that"):
+        assert strip(text, ["Attention", "Results"]) == text

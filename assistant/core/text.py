@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Sequence
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
@@ -177,3 +178,25 @@ def lexical_terms(text: str) -> list[str]:
     """Terms as the BM25 index counts them (bm25s' default pattern, English stopwords, the same stemmer)."""
     stop = _stopwords()
     return [stem(w) for w in _LEXICAL.findall(text.lower()) if w not in stop]
+
+
+def without_heading(text: str, headings: Sequence[str]) -> str:
+    """`text` without a leading copy of one of `headings` (a paper's title, a section's heading, or both
+    joined by a comma), then any ", p. 7:" or punctuation after it: chunk text starts with its section's
+    heading ("3.3 Work Partitioning Between Warps As Section 3.2 describe ..."), and the model copies the
+    source line above a quote ("Attention Is All You Need, 3.2.1 Scaled Dot-Product Attention We call ...")."""
+    lowered = text.lower()
+    for heading in sorted({h.strip() for h in headings if h and len(h.strip()) >= 4}, key=len, reverse=True):
+        if lowered.startswith(heading.lower()):
+            tail = text[len(heading):]
+            if tail[:1].isalnum():
+                continue  # the heading is the start of a longer word
+            rest = _AFTER_HEADING.sub("", tail, count=1)
+            punctuated = rest != tail.lstrip()  # "Title, p. 7:" or "Heading:" before the text
+            if rest[:1].isupper() or rest[:1].isdigit() or (punctuated and rest[:1].isalpha()):
+                return rest
+            return text
+    return text
+
+
+_AFTER_HEADING = re.compile(r"^(?:\s*,?\s*pp?\.\s*\d+(?:\s*[-\u2013]\s*\d+)?)?\s*[:.,;\u2013-]?\s+")

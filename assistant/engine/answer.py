@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 from assistant.core.config import Settings
 from assistant.core.text import (content_words, is_prose, markers_in, overlap, place_markers, restates, split_sentences,
-                                 strip_markers)
+                                 strip_markers, without_heading)
 from assistant.core.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
@@ -27,7 +27,7 @@ from assistant.engine.support import Support, SupportChecker
 from assistant.llm.protocol import LLM, LLMError
 
 ABSTAIN_TEXT = "The indexed papers do not answer this question."
-PROMPTS = ("quotes_system", "quotes_user", "quote", "quotes_gate", "support_system", "support")
+PROMPTS = ("quotes_system", "quotes_user", "quote_source", "quote", "quotes_gate", "support_system", "support")
 MAX_QUESTION_CHARS = 2000
 # A line the model writes about the quotes rather than from them ("The quotes do not say ...").
 ABOUT_THE_QUOTES = re.compile(r"\b(quotes?|passages?|papers?|context)\b.{0,40}\b(do(es)? not|don't|doesn't|no)\b"
@@ -174,6 +174,7 @@ class _Run:
         cited = [n for n in dict.fromkeys(markers_in(text)) if 1 <= n <= len(self.quotes)]
         bare = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", strip_markers(text))
         bare = QUOTE_HEADER.sub("", bare).strip().strip('"\u201c\u201d').strip()  # the model copying "p. 7: \"..."
+        bare = without_heading(bare, self.headings)
         sentences = [x for x in split_sentences(bare) if len(content_words(x)) >= 2 and len(x.split()) >= 4]
         if not sentences:
             return
@@ -188,6 +189,11 @@ class _Run:
                                                      quote.title))
         self.lines.append(line)
         yield AskEvent(kind="verify", text=f"checking: {sentences[0][:80]}")
+
+    @property
+    def headings(self) -> list[str]:
+        """The source lines shown above the quotes, whole and in parts: a line must not start with one."""
+        return [h for q in self.quotes for h in (q.title, q.section, f"{q.title}, {q.section}")]
 
     def attribute(self, text: str, cited: list[int]) -> list[int]:
         """The quotes a line is checked against. A line without a marker goes to the quote that clearly holds

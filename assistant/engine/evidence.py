@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant.core.text import is_prose, lexical_terms, sentence_spans, squash
+from assistant.core.text import is_prose, lexical_terms, sentence_spans, squash, without_heading
 from assistant.core.types import Hit, Quote
 from assistant.engine.passages import sanitize_passage
 
@@ -49,7 +49,7 @@ class Candidate:
 
 
 def candidates(hits: Sequence[Hit]) -> list[Candidate]:
-    """Prose sentences of the passages (figure labels and table cells are not quotable)."""
+    """Prose sentences of the passages (figure labels and table cells are not quotable), each once."""
     out = []
     for i, hit in enumerate(hits):
         text = hit.chunk.text
@@ -57,8 +57,24 @@ def candidates(hits: Sequence[Hit]) -> list[Candidate]:
             raw = text[start:end]
             if is_prose(raw):
                 clean, _ = sanitize_passage(ARXIV_STAMP.sub("", squash(raw)).strip())
-                out.append(Candidate(i, start, end, clean))
-    return out
+                out.append(Candidate(i, start, end, without_heading(clean, (hit.chunk.section, hit.paper_title))))
+    return _without_repeats(out)
+
+
+def _without_repeats(cands: list[Candidate]) -> list[Candidate]:
+    """Neighbouring chunks overlap, and both are often retrieved: the sentences they share would be quoted
+    twice, and the later chunk starts with the tail of a sentence ("need to write their intermediate results
+    ...") that the model copies as if it were one. A sentence held whole by another passage's sentence goes;
+    of two equal ones, the better-ranked passage's stays."""
+    keys = [" ".join(c.text.lower().split()) for c in cands]
+    kept = []
+    for i, (c, key) in enumerate(zip(cands, keys)):
+        repeated = any(j != i and cands[j].passage != c.passage and key in other
+                       and (len(other) > len(key) or cands[j].passage < c.passage)
+                       for j, other in enumerate(keys))
+        if not repeated:
+            kept.append(c)
+    return kept
 
 
 @dataclass

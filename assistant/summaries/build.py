@@ -90,7 +90,7 @@ class TreeBuilder:
             else:
                 todo.append((aid, leaves))
         budget = self.config.input_budget
-        self._total = sum(_estimate(leaves, budget, self.config.summary_tokens) for _, leaves in todo) + (max(1, len(known) // 5) if topics is not False else 0)
+        self._total = sum(estimate_summaries(leaves, budget, self.config.summary_tokens) for _, leaves in todo) + (max(1, len(known) // 5) if topics is not False else 0)
         self._done = 0
         self._progress = progress
         progress(ProgressEvent(stage="build", message=f"{len(todo)} paper trees to build", done=0, total=self._total))
@@ -345,7 +345,7 @@ def _merge_singletons(groups: list[list[str]], vectors: Mapping[str, np.ndarray]
     return groups
 
 
-def _estimate(leaves: Sequence[Chunk], budget: int, summary_tokens: int = 160) -> int:
+def estimate_summaries(leaves: Sequence[Chunk], budget: int, summary_tokens: int = 160) -> int:
     """Rough count of summaries a paper's tree needs (for the ETA)."""
     tokens = sum(c.n_tokens or 200 for c in leaves)
     n, total = max(1, math.ceil(tokens / (0.8 * budget))), 0

@@ -7,8 +7,9 @@ For each concurrency, in this process: a fresh temporary home ingests the same p
 timed) and builds its tree (no topic level); the build's own report gives summaries, seconds and
 summaries/minute. Every concurrency summarises the same clusters (the clustering is seeded), so the rates
 compare; each run's prompt files start with their own first line, or the server's prefix cache would hand
-the later runs the earlier runs' prefill (measured: concurrency 4 looked 3.9x faster than 1 that way). The projection: the library's estimated summary count (every paper's, as the build's ETA counts
-them) over the best rate.
+the later runs the earlier runs' prefill (measured: concurrency 4 looked 3.9x faster than 1 that way).
+The projection: the library's estimated summary count (every paper's, as the build's ETA counts them)
+over the best rate.
 """
 from __future__ import annotations
 
@@ -64,15 +65,17 @@ def main() -> None:
         finally:
             shutil.rmtree(home, ignore_errors=True)
     base = min(rates)
-    for c, rate in sorted(rates.items()):
-        print(f"  concurrency {c}: {rate / rates[base]:.2f}x concurrency {base}" if rates[base] else "")
+    if rates[base]:
+        for c, rate in sorted(rates.items()):
+            print(f"  concurrency {c}: {rate / rates[base]:.2f}x concurrency {base}")
     if args.library:
         lib = Assistant(load_settings(home=args.library, llm_base_url=args.llm_url, llm_model=args.llm_model))
         by_paper = defaultdict(list)
         for chunk in lib.library.store.iter_chunks(level=0):
             by_paper[chunk.arxiv_id].append(chunk)
         config = TreeConfig.from_settings(lib.settings, None)
-        total = sum(estimate_summaries(leaves, config.input_budget, config.summary_tokens) for leaves in by_paper.values())
+        total = sum(estimate_summaries(leaves, config.input_budget, config.summary_tokens)
+                    for leaves in by_paper.values())
         best_c, best = max(rates.items(), key=lambda kv: kv[1])
         print(f"library {args.library}: {len(by_paper)} papers, ~{total} summaries; at {best:.2f}/min "
               f"(concurrency {best_c}): ~{total / best:.0f} min" if best else "no rate measured")

@@ -24,7 +24,9 @@ VARIANTS = {
     "default": EvidenceWeights(),
     "whole passages": None,  # the top passages themselves: the ceiling quotes can reach
     "+ lexical idf": replace(EvidenceWeights(), lexical=1.0),
-    "+ dense cosine": replace(EvidenceWeights(), dense=1.0),
+    "- dense cosine": replace(EvidenceWeights(), dense=0.0),
+    "dense 0.5": replace(EvidenceWeights(), dense=0.5),
+    "no figure term": replace(EvidenceWeights(), figure=0.0),
 }
 
 

@@ -210,7 +210,7 @@ class CheckPair(BaseModel):
     task: str  # "support" or "correct"
     qid: str
     other_qid: str = ""
-    kind: str = "same"  # same | other-paper | neighbour | number | name (eval/pairs.py)
+    kind: str = "same"  # same | evidence | other-paper | neighbour | number | name (eval/pairs.py)
     truth: bool
     verdict: bool | None = None
     score: float | None = None
@@ -247,7 +247,8 @@ def check_pairs(items: Sequence, tasks: Sequence[str] = ("support", "correct"), 
     support: the item's gold evidence supports its gold answer (true); the evidence of the next question
     about another paper does not (false); and the hard near-misses of eval/pairs.py (false): the answer
     against the passage beside its evidence (needs `store`), the answer with a number or a name changed.
-    correct: the gold answer is correct for its question (true); another question's answer is not (false).
+    correct: the gold answer and the gold evidence sentences are correct answers (true); another question's
+    answer, the passage beside the evidence and the answer with a number changed are not (false).
     """
     import random
 
@@ -262,9 +263,7 @@ def check_pairs(items: Sequence, tasks: Sequence[str] = ("support", "correct"), 
                       if answerable[(n + j) % len(answerable)].arxiv_id != item.arxiv_id), None)
         for task in tasks:
             if task == "correct":
-                pairs.append((task, "same", item, item, (), item.answer, True))
-                if other is not None:
-                    pairs.append((task, "other-paper", item, other, (), other.answer, False))
+                pairs.extend(_correct_pairs(item, other, store, rng))
                 continue
             pairs.append((task, "same", item, item, tuple(item.evidence), item.answer, True))
             if other is not None:
@@ -276,6 +275,27 @@ def check_pairs(items: Sequence, tasks: Sequence[str] = ("support", "correct"), 
                                   ("name", change_name(item.answer, pool, rng))):
                 if changed:
                     pairs.append((task, kind, item, item, tuple(item.evidence), changed, False))
+    return pairs
+
+
+def _correct_pairs(item, other, store, rng) -> list[tuple]:
+    """Answers of known correctness for one question. Besides the gold answer itself (true) and another
+    question's (false), answers shaped like the app's: the paper's own evidence sentences, which state the
+    answer in other words and with more detail (true); the passage beside that evidence in the same
+    section, on topic but not the answer (false); the gold answer with one number changed (false)."""
+    from eval.pairs import change_number, neighbour_text
+
+    task = "correct"
+    pairs = [(task, "same", item, item, (), item.answer, True),
+             (task, "evidence", item, item, (), " ".join(item.evidence), True)]
+    if other is not None:
+        pairs.append((task, "other-paper", item, other, (), other.answer, False))
+    near = neighbour_text(store, item.evidence[0], item.arxiv_id) if store is not None else None
+    if near:
+        pairs.append((task, "neighbour", item, item, (), " ".join(near.split()[:80]), False))
+    changed = change_number(item.answer, rng)
+    if changed:
+        pairs.append((task, "number", item, item, (), changed, False))
     return pairs
 
 
@@ -308,9 +328,10 @@ def run_judge_check(items: Sequence, judge: Judge, tasks: Sequence[str] = ("supp
                 for p in done]
     by_task = {t: agreement_of([p for p in done if p.task == t], judge.thresholds.get(t) if judge.scored else None)
                for t in dict.fromkeys(p.task for p in done)}
-    hard = [p for p in done if p.task == "support" and (p.truth or p.kind in ("neighbour", "number", "name"))]
-    if any(not p.truth for p in hard):  # the near-misses alone, beside the true pairs
-        by_task["support_hard"] = agreement_of(hard, judge.thresholds.get("support") if judge.scored else None)
+    for task in ("support", "correct"):  # the near-misses alone, beside the true pairs
+        hard = [p for p in done if p.task == task and (p.truth or p.kind in ("neighbour", "number", "name"))]
+        if any(not p.truth for p in hard):
+            by_task[f"{task}_hard"] = agreement_of(hard, judge.thresholds.get(task) if judge.scored else None)
     overall = agreement_of(done).agreement if done else None
     return JudgeCheckResult(judge=judge.describe(), agreement=overall, tasks=by_task, pairs=tuple(done),
                             seconds=round(time.perf_counter() - start, 1))

@@ -282,6 +282,7 @@ def token_f1(prediction: str, gold: str) -> float:
 class CorrectnessResult(Result):
     token_f1: float
     judged: bool | None = None  # None: not judged (no judge) or the judge failed
+    score: float | None = None  # a scored judge's P(Yes): the verdict can be re-read at another threshold
     error: str = ""
 
 
@@ -292,7 +293,8 @@ def score_correctness(question: str, gold: str, answer_text: str, judge: Correct
     if not normalize_answer(answer_text):
         return CorrectnessResult(token_f1=f1, judged=False, error="empty answer")
     verdict = judge.correct(question, gold, MARKER.sub("", answer_text))
-    return CorrectnessResult(token_f1=f1, judged=verdict.supported, error=verdict.error)
+    return CorrectnessResult(token_f1=f1, judged=verdict.supported, score=getattr(verdict, "score", None),
+                             error=verdict.error)
 
 
 # --------------------------------------------------------------------------- abstention

@@ -248,3 +248,30 @@ def test_a_copied_source_line_or_an_inline_heading_is_not_part_of_a_sentence():
         == "As Section 3.2 describe"
     for text in ("Attention heads are many", "Attentional models", "AttentionX Models", "Results show that"):
         assert strip(text, ["Attention", "Results"]) == text
+
+
+def test_table_rows_are_not_quotable_and_figure_pointers_rank_below_prose(embedder):
+    """Real text of two papers: DistilBERT's ablation table reads as a sentence ("∅ - Lcos - Lmlm -2.96 ..."),
+    which the model quoted as the answer (q022); the gisting paper's "... are shown in Figure 3" states nothing."""
+    from assistant.core.text import is_prose, sentence_spans, squash
+    from assistant.core.types import Chunk, Hit
+    from ingest.parse import parse_pdf
+    from tests.conftest import PAPERS
+
+    text = parse_pdf(PAPERS / "1910.01108.pdf", "1910.01108").text
+    sentences = [squash(text[a:b]) for a, b in sentence_spans(text)]
+    table = [s for s in sentences if "Lcos - Lmlm" in s]
+    assert table and not any(is_prose(s) for s in table)
+    assert is_prose(next(s for s in sentences if "triple loss combining" in s))
+    assert is_prose("Mixed-precision Adam has K = 12. In total, this results in 2Ψ + 2Ψ + KΨ = 16Ψ bytes of memory.")
+
+    pointer = "ROUGE-L and ChatGPT evaluations for LLaMA-7B and FLAN-T5-XXL, with varying numbers of gist tokens, " \
+              "are shown in Figure 3."
+    fact = "On LLaMA-7B and FLAN-T5-XXL, gisting achieves prompt compression rates of up to 26x with similar quality."
+    chunk = Chunk(id="c1", arxiv_id="2304.08467", text=f"{pointer} {fact}", section="5 Results", page_start=6,
+                  page_end=6, char_start=0, char_end=len(pointer) + len(fact) + 1)
+    selector = EvidenceSelector(embedder.embed_tokens)
+    scored = selector.score("What gains does gisting achieve on LLaMA-7B and FLAN-T5-XXL?", [Hit(chunk=chunk, score=1.0, rank=1)])
+    by_text = dict(zip((c.text for c in scored.candidates), scored.scores))
+    assert scored.features["figure"].tolist() == [1.0, 0.0]
+    assert by_text[fact] > by_text[pointer]

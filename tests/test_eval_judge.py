@@ -107,6 +107,7 @@ def test_hard_pairs_change_one_number_or_name_and_use_the_neighbouring_passage(m
     items = [i for i in load_dataset(DEV_SET) if i.arxiv_id in SMALL_IDS]
     store = Store(mini_library_home.index_dir / "library.sqlite")
     pairs = check_pairs(items, ["support"], store=store)
+    correct = check_pairs(items, ["correct"], store=store)
     by_kind = {}
     for task, kind, item, _, passages, claim, truth in pairs:
         by_kind.setdefault(kind, []).append((item, passages, claim, truth))
@@ -117,3 +118,13 @@ def test_hard_pairs_change_one_number_or_name_and_use_the_neighbouring_passage(m
     for kind in ("number", "name"):
         for item, passages, claim, truth in by_kind.get(kind, []):
             assert not truth and claim != item.answer and passages == tuple(item.evidence)
+    # Correctness: the evidence sentences answer (true); the neighbouring passage and a changed number do not.
+    kinds = {}
+    for task, kind, item, _, _, answer, truth in correct:
+        kinds.setdefault(kind, []).append((item, answer, truth))
+    assert {"same", "evidence", "other-paper", "neighbour"} <= kinds.keys()
+    assert all(truth and answer == " ".join(item.evidence) for item, answer, truth in kinds["evidence"])
+    for kind in ("neighbour", "number"):
+        for item, answer, truth in kinds.get(kind, []):
+            assert not truth and answer != item.answer
+            assert not any(e[:40] in answer for e in item.evidence)

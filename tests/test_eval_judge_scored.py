@@ -64,7 +64,8 @@ def test_judge_check_fits_thresholds_then_reports_agreement():
         if "Statement:" in prompt:
             n_ev, n_claim = prompt.split("evidence ")[1][0], prompt.split("answer ")[1][0]
         else:
-            n_ev, n_claim = prompt.split("Reference answer: answer ")[1][0], prompt.split("Answer to grade: answer ")[1][0]
+            # graded: "answer i" (the gold answer) or "evidence i" (the gold evidence as an answer)
+            n_ev, n_claim = prompt.split("Reference answer: answer ")[1][0], prompt.split("Answer to grade: ")[1].split()[1][0]
         return 0.35 if n_ev == n_claim else 0.2
 
     judge = Judge(ScoresLLM(score), PROMPTS, workers=1)

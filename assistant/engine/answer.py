@@ -22,7 +22,7 @@ from assistant.core.text import (content_words, is_prose, markers_in, overlap, p
 from assistant.core.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
-from assistant.engine.passages import gate_messages, quote_messages
+from assistant.engine.passages import gate_messages, quote_messages, shown_source
 from assistant.engine.support import Support, SupportChecker
 from assistant.llm.protocol import LLM, LLMError
 
@@ -193,7 +193,8 @@ class _Run:
     @property
     def headings(self) -> list[str]:
         """The source lines shown above the quotes, whole and in parts: a line must not start with one."""
-        return [h for q in self.quotes for h in (q.title, q.section, f"{q.title}, {q.section}")]
+        shown = [shown_source(q) for q in self.quotes]
+        return [h for title, section in shown for h in (title, section, f"{title}, {section}")]
 
     def attribute(self, text: str, cited: list[int]) -> list[int]:
         """The quotes a line is checked against. A line without a marker goes to the quote that clearly holds

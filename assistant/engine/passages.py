@@ -73,6 +73,11 @@ def answer_messages(question: str, hits: Sequence[Hit], settings: Settings) -> l
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def shown_source(q: Quote) -> tuple[str, str]:
+    """The title and section a quote's source line shows (the answer cuts either from a line copying it)."""
+    return q.title or q.arxiv_id, q.section or "-"
+
+
 def format_quotes(quotes: Sequence[Quote], settings: Settings) -> str:
     """Each quote on a line of its own, "[n] text", as the answer's lines are written: the model copying a
     quote's start then copies its words, not its title and page (a fifth of the lines did, ~25 tokens each
@@ -83,8 +88,8 @@ def format_quotes(quotes: Sequence[Quote], settings: Settings) -> str:
     lines: list[str] = []
     previous = ""
     for q in quotes:
-        where = source.render(title=q.title or q.arxiv_id, section=q.section or "-",
-                              pages=page_span(q.page_start, q.page_end)).rstrip()
+        title, section = shown_source(q)
+        where = source.render(title=title, section=section, pages=page_span(q.page_start, q.page_end)).rstrip()
         if where != previous:
             lines.append(where)
             previous = where

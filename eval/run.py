@@ -14,7 +14,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -133,6 +133,15 @@ def score_output(config: EvalConfig, item: QAItem, output: PipelineOutput, judge
 
 
 # --------------------------------------------------------------------------- the results file
+
+def rejudge_correctness(results: Iterable[QuestionResult], judge) -> Iterator[QuestionResult]:
+    """The answered results graded for correctness again by `judge` (a new judge prompt or threshold), the
+    answers as they were: no pipeline runs. Appended to the results file, each replaces its key's line."""
+    for r in results:
+        if r.output is None or r.output.abstained or not r.answerable or not r.gold_answer or r.correctness is None:
+            continue
+        yield r.model_copy(update={"correctness": score_correctness(r.question, r.gold_answer, r.output.answer, judge)})
+
 
 class ResultsFile:
     """Append-only JSONL; the last complete line for a key wins; a torn last line (killed run) is ignored."""

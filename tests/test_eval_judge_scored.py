@@ -82,3 +82,26 @@ def test_real_server_scores_a_supported_claim_above_an_unrelated_one(llm):
     yes = judge.support(passage, "The model was trained with a batch size of 256 for 100,000 steps.")
     no = judge.support(passage, "The tokenizer has a vocabulary of 50,000 byte-pair merges learned on Wikipedia.")
     assert 0.0 <= no.score < yes.score <= 1.0
+
+
+def test_rejudge_grades_answers_again_without_running_the_pipeline(tmp_path):
+    """A new judge prompt or threshold re-grades a finished run: each answered result gets a new verdict and
+    score, appended, and the results file then reads the new one; abstentions are left as they were."""
+    from eval.metrics import CorrectnessResult
+    from eval.run import PipelineOutput, QuestionResult, ResultsFile, rejudge_correctness
+
+    def result(qid, answer, abstained=False):
+        return QuestionResult(config="c", config_hash="h", qid=qid, question=f"question {qid}", kind="fact",
+                              answerable=True, gold_answer="answer 1", output=PipelineOutput(answer=answer, abstained=abstained),
+                              correctness=CorrectnessResult(token_f1=0.0, judged=False, error="abstained" if abstained else ""))
+
+    file = ResultsFile(tmp_path / "results.jsonl")
+    for r in (result("a", "answer 1"), result("b", "answer 2"), result("u", "", abstained=True)):
+        file.append(r)
+    judge = Judge(ScoresLLM(lambda prompt: 0.9 if "Answer to grade: answer 1" in prompt else 0.1), PROMPTS, workers=1)
+    for r in rejudge_correctness(file.load().values(), judge):
+        file.append(r)
+    now = {qid: r.correctness for (_, qid), r in file.load().items()}
+    assert now["a"].judged is True and now["a"].score == 0.9
+    assert now["b"].judged is False and now["b"].score == 0.1
+    assert now["u"].error == "abstained" and now["u"].score is None

@@ -164,6 +164,34 @@ def report_cmd(out_dir: Path = typer.Argument(..., help="A run's output folder")
     _report(out_dir, summary, ordered, html, as_json)
 
 
+@eval_app.command("rejudge")
+def rejudge_cmd(ctx: typer.Context,
+                out_dir: Path = typer.Argument(..., help="A run's output folder"),
+                judge_url: Optional[str] = JudgeUrl, judge_model: Optional[str] = JudgeModel,
+                judge_workers: int = JudgeWorkers,
+                html: bool = typer.Option(False, help="Also write report.html"),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """Grade a run's answers for correctness again (after a change to the judge prompt or its judge-check), at
+    the thresholds of <out>/judge_check.json; the answers are not generated again. Then re-renders the report."""
+    from eval.run import JUDGE_CHECK, RESULTS, RUN_INFO, ResultsFile, rejudge_correctness
+
+    judge = _judge(ctx, judge_url, judge_model, judge_workers)
+    if judge.scored and (out_dir / JUDGE_CHECK).exists():
+        judge.thresholds.update(json.loads((out_dir / JUDGE_CHECK).read_text()).get("judge", {}).get("thresholds") or {})
+    results = ResultsFile(out_dir / RESULTS)
+    loaded = list(results.load().values())
+    with _progress() as progress:
+        t = progress.add_task("rejudge", total=len(loaded), note="")
+        for r in rejudge_correctness(loaded, judge):
+            results.append(r)
+            progress.update(t, advance=1, note=r.qid)
+    if (out_dir / RUN_INFO).exists():  # the report names the judge and thresholds that graded the run
+        info = json.loads((out_dir / RUN_INFO).read_text())
+        info["judge"] = judge.describe()
+        (out_dir / RUN_INFO).write_text(json.dumps(info, indent=2))
+    report_cmd(out_dir, html=html, as_json=as_json)
+
+
 def print_summary(summary: dict) -> None:
     from eval.report import COST, QUALITY, RETRIEVAL
 

@@ -261,14 +261,14 @@ def check_pairs(items: Sequence, tasks: Sequence[str] = ("support", "correct"), 
     for n, item in enumerate(answerable):
         other = next((answerable[(n + j) % len(answerable)] for j in range(1, len(answerable))
                       if answerable[(n + j) % len(answerable)].arxiv_id != item.arxiv_id), None)
+        near = neighbour_text(store, item.evidence[0], item.arxiv_id) if store is not None else None
         for task in tasks:
             if task == "correct":
-                pairs.extend(_correct_pairs(item, other, store, rng))
+                pairs.extend(_correct_pairs(item, other, near, rng))
                 continue
             pairs.append((task, "same", item, item, tuple(item.evidence), item.answer, True))
             if other is not None:
                 pairs.append((task, "other-paper", item, other, tuple(other.evidence), item.answer, False))
-            near = neighbour_text(store, item.evidence[0], item.arxiv_id) if store is not None else None
             if near:
                 pairs.append((task, "neighbour", item, item, (near,), item.answer, False))
             for kind, changed in (("number", change_number(item.answer, rng)),
@@ -278,19 +278,18 @@ def check_pairs(items: Sequence, tasks: Sequence[str] = ("support", "correct"), 
     return pairs
 
 
-def _correct_pairs(item, other, store, rng) -> list[tuple]:
+def _correct_pairs(item, other, near: str | None, rng) -> list[tuple]:
     """Answers of known correctness for one question. Besides the gold answer itself (true) and another
     question's (false), answers shaped like the app's: the paper's own evidence sentences, which state the
     answer in other words and with more detail (true); the passage beside that evidence in the same
-    section, on topic but not the answer (false); the gold answer with one number changed (false)."""
-    from eval.pairs import change_number, neighbour_text
+    section (`near`), on topic but not the answer (false); the gold answer with one number changed (false)."""
+    from eval.pairs import change_number
 
     task = "correct"
     pairs = [(task, "same", item, item, (), item.answer, True),
              (task, "evidence", item, item, (), " ".join(item.evidence), True)]
     if other is not None:
         pairs.append((task, "other-paper", item, other, (), other.answer, False))
-    near = neighbour_text(store, item.evidence[0], item.arxiv_id) if store is not None else None
     if near:
         pairs.append((task, "neighbour", item, item, (), " ".join(near.split()[:80]), False))
     changed = change_number(item.answer, rng)

@@ -293,8 +293,7 @@ def score_correctness(question: str, gold: str, answer_text: str, judge: Correct
     if not normalize_answer(answer_text):
         return CorrectnessResult(token_f1=f1, judged=False, error="empty answer")
     verdict = judge.correct(question, gold, MARKER.sub("", answer_text))
-    return CorrectnessResult(token_f1=f1, judged=verdict.supported, score=getattr(verdict, "score", None),
-                             error=verdict.error)
+    return CorrectnessResult(token_f1=f1, judged=verdict.supported, score=verdict.score, error=verdict.error)
 
 
 # --------------------------------------------------------------------------- abstention

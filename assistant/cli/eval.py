@@ -55,6 +55,15 @@ def _judge(ctx: typer.Context, url: Optional[str], model: Optional[str], workers
     return make_judge(settings_of(ctx), url=url, model=model, workers=workers)
 
 
+def _use_saved_thresholds(judge, out_dir: Path) -> None:
+    """A scored judge takes the P(Yes) thresholds of the run folder's judge-check, where there is one."""
+    from eval.run import JUDGE_CHECK
+
+    if judge.scored and (out_dir / JUDGE_CHECK).exists():
+        saved = json.loads((out_dir / JUDGE_CHECK).read_text()).get("judge", {}).get("thresholds")
+        judge.thresholds.update(saved or {})
+
+
 def _progress():
     return progress_bar(console, TextColumn("{task.fields[note]}"))
 
@@ -128,9 +137,8 @@ def run_cmd(ctx: typer.Context,
                                     store=_store(settings))
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / JUDGE_CHECK).write_text(check.model_dump_json(indent=2))
-        elif the_judge is not None and the_judge.scored and (out_dir / JUDGE_CHECK).exists():
-            saved = json.loads((out_dir / JUDGE_CHECK).read_text()).get("judge", {}).get("thresholds")
-            the_judge.thresholds.update(saved or {})
+        elif the_judge is not None:
+            _use_saved_thresholds(the_judge, out_dir)
         try:
             results = run.run()
         finally:
@@ -173,11 +181,10 @@ def rejudge_cmd(ctx: typer.Context,
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Grade a run's answers for correctness again (after a change to the judge prompt or its judge-check), at
     the thresholds of <out>/judge_check.json; the answers are not generated again. Then re-renders the report."""
-    from eval.run import JUDGE_CHECK, RESULTS, RUN_INFO, ResultsFile, rejudge_correctness
+    from eval.run import RESULTS, RUN_INFO, ResultsFile, rejudge_correctness
 
     judge = _judge(ctx, judge_url, judge_model, judge_workers)
-    if judge.scored and (out_dir / JUDGE_CHECK).exists():
-        judge.thresholds.update(json.loads((out_dir / JUDGE_CHECK).read_text()).get("judge", {}).get("thresholds") or {})
+    _use_saved_thresholds(judge, out_dir)
     results = ResultsFile(out_dir / RESULTS)
     loaded = list(results.load().values())
     with _progress() as progress:

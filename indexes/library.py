@@ -131,7 +131,8 @@ class Library:
     def embed_missing(self, arxiv_id: str, chunks: Sequence[Chunk], progress: Progress = _quiet) -> int:
         """Embed into the dense index the chunks it does not hold yet (an interrupted run's are kept)."""
         have = set(self.dense.ids_of(arxiv_id))
-        missing = [c for c in chunks if c.id not in have]
+        # Batches of similar length pad less: in document order a paper's batches held 19% padding tokens, sorted 9%.
+        missing = sorted((c for c in chunks if c.id not in have), key=lambda c: c.n_tokens)
         done = len(chunks) - len(missing)
         step = max(1, self.settings.embed_batch_size)
         for i in range(0, len(missing), step):

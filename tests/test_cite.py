@@ -66,3 +66,20 @@ def test_a_looping_answer_keeps_the_first_of_restated_sentences():
     text = drop_restatements(f"{loop} {other} {loop} This factor keeps dot products of queries and keys from growing large.")
     assert text == f"{loop} {other}"
     assert drop_restatements("GQA uses groups [1]. MQA uses one head [2].") == "GQA uses groups [1]. MQA uses one head [2]."
+
+
+def test_a_sentence_opening_with_a_lower_case_name_is_cut_from_the_one_before():
+    """vLLM's own paper (2309.06180) opens sentences with "vLLM": each is a unit of its own, so a
+    sentence of a draft or answer is checked and cited alone; abbreviations and initials still do not cut."""
+    from assistant.core.text import sentence_spans
+    from ingest.parse import parse_pdf
+    from tests.conftest import PAPERS
+
+    text = parse_pdf(PAPERS / "2309.06180.pdf", "2309.06180").text
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
+    opening = [s for s in sentences if s.startswith("vLLM ")]
+    assert len(opening) >= 5
+    assert not any(". vLLM " in s for s in sentences)
+    assert split_sentences("It pages the KV cache [1]. vLLM supports beam search [2].") == \
+        ["It pages the KV cache [1].", "vLLM supports beam search [2]."]
+    assert len(split_sentences("See e.g. mBERT and Fig. 3 for details.")) == 1

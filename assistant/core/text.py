@@ -122,8 +122,9 @@ alg algo thm def eqn ch pp vol etc viz sect""".split())
 # A citation marker after the full stop belongs to the sentence before it (`“...” [1] “...” [2]`): taken in.
 _CITED = r"\[\d+(?:\s*[,;\u2013-]\s*\d+)*\]"
 # A paper's sentence may open with one ("[4] showed that ..."): before a marker and a small letter, cut.
+# A name written with a small first letter opens sentences too ("vLLM supports ...", "mBERT ..."): cut.
 _BREAK = re.compile(rf"[.!?][\"')\]”’]*(?:\s*{_CITED})*"
-                    rf"(?=\s+(?:(?!{_CITED})[\"“(\[]?[A-Z0-9]|{_CITED}\s+[a-z]))")
+                    rf"(?=\s+(?:(?!{_CITED})[\"“(\[]?(?:[A-Z0-9]|[a-z]{{1,2}}[A-Z])|{_CITED}\s+[a-z]))")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from typing import Callable, Iterator
 import httpx
 
 from assistant.core.config import Settings
+from assistant.core.hardware import fast_bf16
 from assistant.core.locks import exclusive_lock
 from assistant.llm import procs
 from assistant.llm.lifetime import Lifetime, Policy, ServerStatus, gigabytes
@@ -159,7 +159,7 @@ class VLLMServer:
         """bfloat16 where the hardware computes in it; float32 on CPUs that would emulate it (AVX2 only)."""
         if self.settings.vllm_dtype != "auto":
             return self.settings.vllm_dtype
-        return "bfloat16" if _fast_bf16() else "float32"
+        return "bfloat16" if fast_bf16() else "float32"
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -248,17 +248,6 @@ class VLLMServer:
     def _reap(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
             self._proc = None
-
-
-def _fast_bf16() -> bool:
-    """A CUDA GPU, or a CPU with native bfloat16 matrix instructions (AVX-512 BF16 or AMX)."""
-    if shutil.which("nvidia-smi") and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0:
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _model_hint(path: Path) -> str:

@@ -50,14 +50,14 @@ class ColBERTIndex:
 
     def __init__(self, path: Path, checkpoint: str = OFFLINE_CHECKPOINT, *, cache_dir: Path | None = None,
                  nbits: int = 2, partitions_factor: float = 4.0, kmeans_niters: int = 4, ncells: int = 1,
-                 centroid_score_threshold: float = 0.5, ndocs: int = 64, query_maxlen: int | None = None,
+                 centroid_score_threshold: float = 0.5, ndocs: int = 128, query_maxlen: int | None = None,
                  query_augmentation: bool | None = None, rebuild_growth: float = 4.0, index_bsize: int = 32,
                  search_threads: int | None = 1, seed: int = 12345, verbose: int = 0, encoder=None):
         self.path = Path(path)
         self.checkpoint_name = checkpoint or OFFLINE_CHECKPOINT
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.nbits, self.partitions_factor, self.kmeans_niters = nbits, partitions_factor, kmeans_niters
-        self.ncells, self.centroid_score_threshold, self.ndocs = ncells, centroid_score_threshold, ndocs  # ndocs 64 (colbert-ai: 256): same dev recall, half the CPU
+        self.ncells, self.centroid_score_threshold, self.ndocs = ncells, centroid_score_threshold, ndocs  # ndocs 128 (colbert-ai: 256): dev evidence@10 as at 256; 64 lost a question at the cut
         self.query_maxlen = query_maxlen
         # colbert-ai pads queries with [MASK] tokens whose outputs a trained ColBERT learned to use as
         # soft expansions; the untrained MiniLM's [MASK] outputs are noise that swamp short queries.

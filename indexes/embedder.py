@@ -141,19 +141,22 @@ class SentenceTransformerEmbedder:
         model = self.model
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         bf16 = self.batch_bf16 and len(texts) > 1
-        with torch.inference_mode(), torch_threads(threads), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), torch_threads(threads):
             for i in range(0, len(order), self.batch_size):
                 batch = order[i:i + self.batch_size]
                 features = model.preprocess([texts[j] for j in batch])
-                yield batch, features, self._forward(features, threads, on_torch=bf16)
+                yield batch, features, self._forward(features, threads, bf16=bf16)
 
-    def _forward(self, features: dict, threads: int | None, on_torch: bool = False) -> dict:
+    def _forward(self, features: dict, threads: int | None, bf16: bool = False) -> dict:
+        """The model's outputs for one batch. bf16: torch in bfloat16 autocast, entered here only, so that the
+        caller's code between batches never runs under it."""
         import torch
 
         model = self.model
-        onnx = None if on_torch else self._onnx_runner()
+        onnx = None if bf16 else self._onnx_runner()
         if onnx is None:
-            return model({k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()})
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                return model({k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()})
         out = dict(features, token_embeddings=torch.from_numpy(onnx.token_embeddings(features, threads or torch.get_num_threads())))
         for module in list(model)[1:]:  # pooling and normalising: sentence-transformers' own modules
             out = module(out)

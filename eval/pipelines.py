@@ -81,6 +81,16 @@ class MeteredLLM:
         self.completion_tokens += max(1, len(text) // 4)
         return text
 
+    def choices(self, messages, **kwargs) -> tuple[str, list[dict[str, float]]]:
+        """The reply with its per-token candidates (answer_style "quotes"): one step per generated token."""
+        if not callable(getattr(self.inner, "choices", None)):
+            return self.complete(messages, **kwargs), []
+        self._count_prompt(messages)
+        text, steps = self.inner.choices(messages, **kwargs)
+        self.completion_tokens += len(steps) if steps else max(1, len(text) // 4)
+        self.exact = self.exact and bool(steps)
+        return text, steps
+
     def stream(self, messages, **kwargs) -> Iterator[str]:
         self._count_prompt(messages)
         self.exact = False

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from assistant.api import Assistant
-from assistant.engine.answer import ABSTAIN_TEXT, Evidence, QuoteAnswerer, clean_question, lines_regex
+from assistant.engine.answer import ABSTAIN_TEXT, Evidence, QuoteAnswerer, clean_question, hesitations, lines_regex, picks_regex
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals
 from assistant.engine.passages import gate_messages, quote_messages
@@ -54,7 +54,7 @@ def setup(mini_library_home, embedder):
 
 def answer_with(setup, llm, gate=None, **settings):
     a, evidence, selector, _ = setup
-    s = a.settings.model_copy(update=settings)
+    s = a.settings.model_copy(update={"answer_style": "lines", **settings})
     checker = SupportChecker(llm, s)
     answerer = QuoteAnswerer(llm, s, selector, checker, a.library.extra_indexes["bm25"].idf, gate=gate)
     events = list(answerer.stream(QUESTION, evidence))
@@ -275,3 +275,63 @@ def test_table_rows_are_not_quotable_and_figure_pointers_rank_below_prose(embedd
     by_text = dict(zip((c.text for c in scored.candidates), scored.scores))
     assert scored.features["figure"].tolist() == [1.0, 0.0]
     assert by_text[fact] > by_text[pointer]
+
+
+# --- answer_style "quotes" (the default): the model names the quotes, the answer is those quotes verbatim
+def test_picked_quotes_are_the_answer_verbatim_in_the_order_named(setup):
+    _, _, _, quotes = setup
+    first, second = quotes[1], quotes[0]
+    llm = GatedLLM([f"[{first.n}][{second.n}][{first.n}]"])
+    events, answer = answer_with(setup, llm, answer_style="quotes")
+    assert not answer.abstained and not answer.extractive and answer.prompt.startswith("picks_system")
+    assert llm.calls[0]["extra_body"]["structured_outputs"]["regex"] == picks_regex(len(quotes))
+    assert "pick" in llm.calls[0]["messages"][0]["content"] and llm.calls[0]["max_tokens"] <= 16
+    assert [c.chunk_id for c in answer.citations] == sorted([first.chunk_id, second.chunk_id],
+                                                             key=lambda cid: [q.chunk_id for q in quotes].index(cid))
+    shown = [v.sentence for v in answer.verdicts]
+    assert shown and all(sentence in first.text or sentence in second.text for sentence in shown)
+    assert shown[0] in first.text and shown[-1] in second.text  # the model's order, not the list's
+    assert all(v.supported and v.support == 1.0 for v in answer.verdicts)
+    assert re.fullmatch(r'(\u201c[^\u201d]+\u201d \[\d+\] ?)+', answer.text)  # every sentence quoted and cited
+    tokens = [e for e in events if e.kind == "token"]
+    assert len(tokens) == 2 and tokens[0].text.startswith("\u201c")  # each quote streams once its number is read
+    assert not llm.scored  # verbatim: no support question asked
+
+
+def test_a_reply_naming_no_shown_quote_falls_back_to_the_best_quotes(setup):
+    _, _, _, quotes = setup
+    for reply in ("I think the answer is in the second quote.", f"[{len(quotes) + 5}]", ""):
+        _, answer = answer_with(setup, GatedLLM([reply]), answer_style="quotes", answer_lines_regex=False)
+        assert not answer.abstained and answer.extractive and answer.citations, reply
+        assert all(f"[{c.n}]" in answer.text for c in answer.citations)
+
+
+def test_a_server_failure_while_picking_gives_the_best_quotes_and_says_so(setup):
+    class Dying(GatedLLM):
+        def stream(self, messages, **kwargs):
+            raise LLMError("the connection dropped talking to the server")
+            yield
+
+    _, answer = answer_with(setup, Dying([]), answer_style="quotes")
+    assert answer.partial and answer.extractive and "connection dropped" in answer.error
+    assert answer.citations and all(f"[{c.n}]" in answer.text for c in answer.citations)
+
+
+def test_a_quote_the_model_hesitated_over_is_shown_after_its_picks(setup):
+    _, _, _, quotes = setup
+
+    class Hesitant(GatedLLM):
+        def choices(self, messages, **kwargs):
+            self.calls.append({"messages": messages, **kwargs})
+            return "[3]", [{"[": 1.0, "2": 1e-4}, {"3": 0.4, "2": 0.25, "1": 0.19, "4": 0.16}, {"]": 1.0}]
+
+    _, answer = answer_with(setup, Hesitant([]), answer_style="quotes")
+    cited = [v.citations[0] for v in answer.verdicts]
+    assert cited[0] == 3 and set(cited) == {3, 2} and cited.index(2) > cited.index(3)  # 0.19 is under PICK_ALSO
+    assert hesitations([{"7": 0.9, "2": 0.1}], 5) == []  # a number beyond the list is no quote
+
+
+def test_the_picks_regex_admits_one_to_three_shown_numbers():
+    rx = re.compile(picks_regex(7))
+    assert rx.fullmatch("[3]") and rx.fullmatch("[7][1][2]")
+    assert not rx.fullmatch("[8]") and not rx.fullmatch("[1][2][3][4]") and not rx.fullmatch("[1] text")

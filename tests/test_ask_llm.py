@@ -23,12 +23,20 @@ def test_answer_cites_the_right_paper_with_section_and_page(mini_library_home, e
         assert f"[{c.n}]" in answer.text and c.label in markdown
 
 
-def test_streaming_yields_tokens_then_the_answer(mini_library_home, embedder, llm):
-    a = Assistant(mini_library_home, embedder=embedder, llm=llm)
+@pytest.mark.parametrize("style", ["quotes", "lines"])
+def test_streaming_yields_tokens_then_the_answer(mini_library_home, embedder, llm, style):
+    settings = mini_library_home.model_copy(update={"answer_style": style})
+    a = Assistant(settings, embedder=embedder, llm=llm)
     events = list(a.ask_stream("What masking strategy does RoBERTa use instead of static masking?"))
     kinds = [e.kind for e in events]
-    assert kinds[0] == "search" and kinds[-1] == "answer" and kinds.count("token") > 3
+    tokens = [e.text for e in events if e.kind == "token"]
+    assert kinds[0] == "search" and kinds[-1] == "answer"
     final = events[-1].answer
+    if style == "lines":  # the model's own words, piece by piece
+        assert len(tokens) > 3
+    else:  # each picked quote arrives whole, verbatim from the passage it cites
+        assert 1 <= len(tokens) <= 3 and all(t.startswith("\u201c") for t in tokens)
+        assert all(v.sentence in final.text and v.support == 1.0 for v in final.verdicts)
     assert final.citations and all(c.arxiv_id == ROBERTA for c in final.citations)
 
 

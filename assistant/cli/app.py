@@ -166,8 +166,8 @@ def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(No
         print_answer(out, answer, a.settings.weak_support)
     if markdown:
         markdown.write_text(answer.to_markdown())
-    if answer.error and not answer.text and not answer.abstained:
-        raise typer.Exit(1)  # no answer because the model failed: not a success, whatever was printed
+    if answer.error and not answer.abstained and (not answer.text or answer.extractive):
+        raise typer.Exit(1)  # the model failed (quotes shown in its place are no success), whatever was printed
 
 
 @app.command()

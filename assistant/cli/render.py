@@ -85,7 +85,7 @@ def print_answer(console: Console, answer: Answer, weak_below: float = 0.5) -> N
         console.print("\n[bold]Sources[/bold]")
         for c in answer.citations:
             console.print(f"{c.label}", highlight=False)
-            if c.quote:
+            if c.quote and c.quote[:40] not in answer.text:  # a quoted answer already shows it
                 console.print(f"   [dim]“{c.quote[:240]}”[/dim]", highlight=False)
     t = answer.timings
     if t:

@@ -7,6 +7,9 @@ Once the first token shows the prompt is in the server's prefix cache, the answe
 (engine/gate.py) asks the model one Yes/No question over the same prefix, nearly for free. The answer is
 the supported sentences; when none survive but the evidence is strong, the best quotes themselves;
 when the gate says the papers do not answer, an abstention that records why.
+With answer_style "quotes" (the default) the model only names the quotes that answer, a few tokens instead of
+~80, and the answer is those quotes verbatim: on 2 CPU cores the written lines were near-copies of the quotes
+that took ~15 s more to decode (README, "Answering").
 """
 from __future__ import annotations
 
@@ -22,12 +25,17 @@ from assistant.core.text import (content_words, is_prose, markers_in, overlap, p
 from assistant.core.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
-from assistant.engine.passages import gate_messages, quote_messages, shown_source
+from assistant.engine.passages import gate_messages, pick_messages, quote_messages, shown_source
 from assistant.engine.support import Support, SupportChecker
 from assistant.llm.protocol import LLM, LLMError
 
 ABSTAIN_TEXT = "The indexed papers do not answer this question."
 PROMPTS = ("quotes_system", "quotes_user", "quote_source", "quote", "quotes_gate", "support_system", "support")
+PICK_PROMPTS = ("picks_system", "quotes_user", "quote_source", "quote")
+MAX_PICKS = 3  # as many quotes as the written style has lines
+PICKED_WORDS = 150  # a picked quote is shown whole (the model read all of it); the limit only stops a runaway
+PICK_MAX_TOKENS = 16  # "[4][1][7]" is 9 tokens
+PICK_ALSO = 0.2  # README sample question: P(first pick) 0.40 for a quote naming the scaling, 0.24 for the reason
 MAX_QUESTION_CHARS = 2000
 # A line the model writes about the quotes rather than from them ("The quotes do not say ...").
 ABOUT_THE_QUOTES = re.compile(r"\b(quotes?|passages?|papers?|context)\b.{0,40}\b(do(es)? not|don't|doesn't|no)\b"
@@ -39,6 +47,7 @@ EXTRACTIVE_QUOTES = 2
 # so the long form is anchored on its ", p. N:" ending; the short form is a bare page ("7: ...").
 QUOTE_HEADER = re.compile(r'^\s*(?:[^"\n]{0,300}?,\s*pp?\.\s*\d+(?:\s*[-\u2013]\s*\d+)?\s*:\s*'
                           r'|(?:[^:"\n]{0,160},\s*)?(?:pp?\.\s*)?\d+(?:\s*[-\u2013]\s*\d+)?\s*:\s*)')
+SENTENCE_START = re.compile(r"[A-Z0-9\u201c\"(]|[a-z]{1,2}[A-Z]")  # also "vLLM ...", "mBERT ..."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -67,6 +76,7 @@ class Line:
     cited: list[int]
     sentences: list[str]
     checks: list[Future | Support] = field(default_factory=list)
+    verbatim: bool = False  # a picked quote's own sentences (answer_style "quotes")
 
 
 @dataclass
@@ -104,6 +114,7 @@ class _Run:
         self.lines: list[Line] = []
         self.raw = ""
         self.error = ""
+        self.gate: Future | None = None  # the model's Yes/No on the quotes, asked once the answer's prompt is cached
 
     def events(self) -> Iterator[AskEvent]:
         hits = list(self.evidence.hits)
@@ -138,10 +149,12 @@ class _Run:
 
     # --- generation, with the gate and the checks running beside it
     def generate(self) -> Iterator[AskEvent]:
+        if self.settings.answer_style == "quotes":
+            yield from self.pick()
+            return
         o, s = self.o, self.settings
         model = o.gate_model
         wants_gate = model is not None and model.with_p_yes and callable(getattr(o.llm, "yes_probability", None))
-        self.gate: Future | None = None
         buffer = ""
         start = time.perf_counter()
         extra = {"structured_outputs": {"regex": lines_regex(len(self.quotes))}} if s.answer_lines_regex else None
@@ -169,6 +182,43 @@ class _Run:
             stream.close()  # closes the connection: the server stops generating
         yield from self.add_line(buffer)
         self.timings["generate_s"] = round(time.perf_counter() - start, 3)
+
+    def pick(self) -> Iterator[AskEvent]:
+        """The model names the quotes that answer, best first; each is shown verbatim. Where it hesitated over
+        its first pick, a quote it gave at least PICK_ALSO of its weight is shown too. A reply without a usable
+        number leaves no line: decide() then quotes the best-scored ones."""
+        o, s = self.o, self.settings
+        start = time.perf_counter()
+        extra = {"structured_outputs": {"regex": picks_regex(len(self.quotes))}} if s.answer_lines_regex else None
+        messages = pick_messages(self.question, self.quotes, s)
+        ask = getattr(o.llm, "choices", None)
+        try:
+            if callable(ask):
+                self.raw, steps = ask(messages, max_tokens=PICK_MAX_TOKENS, temperature=s.llm_temperature,
+                                      extra_body=extra)
+            else:  # a backend without log-probabilities: its picks alone
+                self.raw, steps = "".join(o.llm.stream(messages, max_tokens=PICK_MAX_TOKENS,
+                                                       temperature=s.llm_temperature, extra_body=extra)), []
+        except LLMError as exc:
+            self.error, steps = str(exc), []
+            yield AskEvent(kind="error", text=f"generation stopped: {exc}")
+        self.timings["first_token_s"] = self.timings["generate_s"] = round(time.perf_counter() - start, 3)
+        picked = [n for n in dict.fromkeys(markers_in(self.raw)) if 1 <= n <= len(self.quotes)][:MAX_PICKS]
+        for n in hesitations(steps, len(self.quotes)):
+            if n not in picked and len(picked) < MAX_PICKS:
+                picked.append(n)
+        for n in picked:
+            yield from self.quote_line(self.quotes[n - 1])
+
+    def quote_line(self, quote: Quote) -> Iterator[AskEvent]:
+        """A picked quote as an answer line: its sentences verbatim, so each holds what it cites by construction."""
+        # The paper's own reference numbers ("... larger values of dk [3].") would read as citations of quotes.
+        sentences = [strip_markers(x) for x in quotable_sentences(quote.text, limit=PICKED_WORDS)]
+        if not sentences:
+            return
+        checks: list[Future | Support] = [Support(True, 1.0, "the quote itself") for _ in sentences]
+        self.lines.append(Line([quote.n], sentences, checks, verbatim=True))
+        yield AskEvent(kind="token", text=_quoted(quote.n, sentences) + " ")
 
     def add_line(self, text: str) -> Iterator[AskEvent]:
         cited = [n for n in dict.fromkeys(markers_in(text)) if 1 <= n <= len(self.quotes)]
@@ -241,9 +291,12 @@ class _Run:
         declined = self.declined(p, verdicts)
         if declined is not None:
             return declined
-        if not kept and not self.error:  # the gate says answerable: the papers' own words beat no answer
-            return self.extractive(p, verdicts)
-        text = " ".join(_with_markers(sentence, cited, weak) for sentence, cited, weak in kept)
+        if not kept and (not self.error or self.settings.answer_style == "quotes"):
+            return self.extractive(p, verdicts)  # the gate says answerable: the papers' own words beat no answer
+        if self.lines and all(line.verbatim for line in self.lines):
+            text = " ".join(_quoted(cited[0], [sentence]) for sentence, cited, _ in kept)
+        else:
+            text = " ".join(_with_markers(sentence, cited, weak) for sentence, cited, weak in kept)
         cited = sorted({n for _, ns, _ in kept for n in ns})
         return self.answer(text, p, verdicts, cited, partial=bool(self.error))
 
@@ -271,13 +324,12 @@ class _Run:
 
     def extractive(self, p: float | None, verdicts: list[Verdict]) -> Answer:
         """No generated sentence survived but the evidence stands: the best quotes, verbatim."""
-        extracts = [(q, _first_sentences(q.text)) for q in sorted(self.quotes, key=lambda q: -q.score)]
+        extracts = [(q, quotable_sentences(q.text)) for q in sorted(self.quotes, key=lambda q: -q.score)]
         best = [(q, sentences) for q, sentences in extracts if sentences][:EXTRACTIVE_QUOTES]
         if not best:
             return self.abstain("no generated sentence is supported and no quote reads as an answer", p, verdicts)
-        text = " ".join(f"\u201c{sentence}\u201d [{q.n}]" for q, sentences in sorted(best, key=lambda b: b[0].n)
-                        for sentence in sentences)
-        return self.answer(text, p, verdicts, [q.n for q, _ in best], extractive=True)
+        text = " ".join(_quoted(q.n, sentences) for q, sentences in sorted(best, key=lambda b: b[0].n))
+        return self.answer(text, p, verdicts, [q.n for q, _ in best], extractive=True, partial=bool(self.error))
 
     # --- building the Answer with its provenance
     def provenance(self, **extra) -> dict:
@@ -293,15 +345,19 @@ class _Run:
         citations = tuple(_citation(self.quotes[n - 1], hits) for n in cited)
         return Answer(question=self.question, text=text, citations=citations, passages=tuple(hits),
                       quotes=tuple(self.quotes), extractive=extractive, answerability=_round(p), error=self.error,
-                      model=self.o.llm.model, prompt="+".join(PROMPTS), queries=self.queries,
+                      model=self.o.llm.model, prompt=self.prompt, queries=self.queries,
                       verdicts=tuple(verdicts), settings=self.provenance(), timings=self.timings, partial=partial)
+
+    @property
+    def prompt(self) -> str:
+        return "+".join(PICK_PROMPTS if self.settings.answer_style == "quotes" else PROMPTS)
 
     def abstain(self, reason: str, p: float | None = None, verdicts: Sequence[Verdict] = ()) -> Answer:
         strong = self.evidence.relevance >= 0.6 or (self.signals is not None and self.signals.term_coverage >= 0.8)
         note = {"gate_disagrees_with_retrieval": True} if strong and p is not None else {}
         return Answer(question=self.question, text=ABSTAIN_TEXT, abstained=True, abstain_reason=reason,
                       passages=tuple(self.evidence.hits), quotes=tuple(self.quotes), answerability=_round(p),
-                      model=self.o.llm.model, prompt="+".join(PROMPTS), queries=self.queries,
+                      model=self.o.llm.model, prompt=self.prompt, queries=self.queries,
                       verdicts=tuple(verdicts), settings=self.provenance(abstain_reason=reason, **note),
                       timings=self.timings)
 
@@ -318,6 +374,25 @@ def lines_regex(n_quotes: int, max_lines: int = 3) -> str:
     return f"{line}(?:\\n{line}){{0,{max_lines - 1}}}"
 
 
+def picks_regex(n_quotes: int) -> str:
+    """One to MAX_PICKS quote numbers, "[4][1]": the model can name only quotes it was shown."""
+    marker = r"\[(?:" + "|".join(str(n) for n in range(1, n_quotes + 1)) + r")\]"
+    return f"{marker}(?:{marker}){{0,{MAX_PICKS - 1}}}"
+
+
+def hesitations(steps: Sequence[dict[str, float]], n_quotes: int) -> list[int]:
+    """Quote numbers the model gave at least PICK_ALSO of its weight at its first pick, likeliest first. Qwen
+    writes numbers digit by digit, so "1" there may begin "10"; quote 1 is then the reading (the best-scored)."""
+    first = next((step for step in steps if step and max(step, key=step.__getitem__).strip().isdigit()), {})
+    weights = {int(t.strip()): p for t, p in first.items() if t.strip().isdigit() and 1 <= int(t.strip()) <= n_quotes}
+    return [n for n, p in sorted(weights.items(), key=lambda x: -x[1]) if p >= PICK_ALSO]
+
+
+def _quoted(n: int, sentences: Sequence[str]) -> str:
+    """Sentences of quote n in quotation marks, each cited on its own (every sentence carries its citation)."""
+    return " ".join(f"\u201c{sentence}\u201d [{n}]" for sentence in sentences)
+
+
 def _with_markers(sentence: str, cited: Sequence[int], unsupported: bool = False) -> str:
     return place_markers(sentence, "".join(f"[{n}]" for n in cited) + (" [unsupported]" if unsupported else ""))
 
@@ -329,13 +404,13 @@ def _citation(q: Quote, hits: Sequence[Hit]) -> Citation:
                     authors=paper.authors if paper else (), year=paper.year if paper else None)
 
 
-def _first_sentences(text: str, limit: int = 60) -> list[str]:
+def quotable_sentences(text: str, limit: int = 60) -> list[str]:
     """A quote's sentences up to about `limit` words: an extract to read, not a page (each quoted and cited on
     its own, so every sentence of the answer carries its citation)."""
     out: list[str] = []
     for sentence in split_sentences(text):
         if (len(sentence.split()) < 6 or sentence.rstrip().endswith("?") or not is_prose(sentence)
-                or not sentence[:1].isupper()):
+                or not SENTENCE_START.match(sentence)):
             continue  # a heading, a question the paper asks itself, or a sentence cut at the chunk's start
         if out and sum(len(x.split()) for x in out) + len(sentence.split()) > limit:
             break

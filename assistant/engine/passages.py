@@ -106,6 +106,13 @@ def quote_messages(question: str, quotes: Sequence[Quote], settings: Settings) -
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def pick_messages(question: str, quotes: Sequence[Quote], settings: Settings) -> list[Message]:
+    """The answer prompt's quotes and question under a system prompt that asks for the numbers of the quotes
+    that answer (answer_style "quotes")."""
+    system = load_prompt("picks_system", settings.prompts_dir).render()
+    return [{"role": "system", "content": system}, quote_messages(question, quotes, settings)[1]]
+
+
 def gate_messages(question: str, quotes: Sequence[Quote], settings: Settings) -> list[Message]:
     system = load_prompt("quotes_system", settings.prompts_dir).render()
     user = load_prompt("quotes_gate", settings.prompts_dir).render(quotes=format_quotes(quotes, settings),

@@ -124,6 +124,24 @@ class OpenAICompatibleLLM:
             raise LLMError(f"neither Yes nor No among the top tokens: {[e.token for e in top][:8]}")
         return mass["yes"] / (mass["yes"] + mass["no"])
 
+    def choices(self, messages: list[Message], *, max_tokens: int = 16, temperature: float = 0.0,
+                extra_body: dict[str, Any] | None = None) -> tuple[str, list[dict[str, float]]]:
+        """The reply's text and, for each of its tokens, the probabilities of the server's top 20 candidates
+        there: how sure the model was of each choice it wrote (answer_style "quotes" reads its first pick)."""
+        args = self._args(messages, max_tokens, temperature, None, None, extra_body)
+        with self.hooks.request():
+            try:
+                reply = self._client.chat.completions.create(**args, logprobs=True, top_logprobs=20)
+            except openai.OpenAIError as exc:
+                raise self._error(exc) from exc
+        text = self._completion(reply).text
+        try:
+            steps = [{e.token: math.exp(float(e.logprob)) for e in step.top_logprobs}
+                     for step in reply.choices[0].logprobs.content or []]
+        except (AttributeError, IndexError, TypeError, ValueError):
+            steps = []  # a server without log-probabilities: the text alone still answers
+        return text, steps
+
     # --- async twins (vLLM batches concurrent requests: 2 at once is ~2x the throughput)
     async def achat(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
                     json_schema: dict[str, Any] | None = None, stop: list[str] | None = None,

@@ -5,8 +5,9 @@
 For each answerable dev question, in the same process against the same server:
 - baseline: the passages prompt the answer path used before (top_k passages, ~1,800 tokens), streamed,
   time to first token only (its total would include a free-form answer of any length);
-- quotes: the default path (engine/single_shot.py: evidence selection -> constrained lines -> checks ->
-  gate), time to first token and total, as a user sees them.
+- quotes: the default path (engine/single_shot.py: evidence selection -> the model names the quotes that
+  answer, each shown as soon as its number is written), time to first token, the model's whole reply and
+  total, as a user sees them.
 Each prompt runs twice: cold (a new prompt for the server) and warm (the same prompt again: the prefix
 cache). Prints p50s, prompt sizes in tokens and the ratio quotes/baseline.
 """
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
 from assistant.core.config import load_settings  # noqa: E402
-from assistant.engine.passages import answer_messages, quote_messages  # noqa: E402
+from assistant.engine.passages import answer_messages, pick_messages, quote_messages  # noqa: E402
 from assistant.llm.client import OpenAICompatibleLLM  # noqa: E402
 
 
@@ -37,6 +38,12 @@ def first_token_s(llm: OpenAICompatibleLLM, messages: list[dict]) -> float:
     finally:
         stream.close()
     return time.perf_counter() - start
+
+
+def prompt(question: str, quotes: list, settings) -> list[dict]:
+    """The default path's prompt: the picks prompt (answer_style "quotes") or the written lines'."""
+    build = pick_messages if settings.answer_style == "quotes" else quote_messages
+    return build(question, quotes, settings)
 
 
 def tokens(url: str, model: str, messages: list[dict]) -> int:
@@ -71,9 +78,9 @@ def main() -> None:
         for run in ("cold", "warm"):
             answer = assistant.ask(q)
             row[f"quotes_first_{run}_s"] = answer.timings.get("first_token_s")
-            row[f"quotes_total_{run}_s"] = round(sum(v for k, v in answer.timings.items()
-                                                    if k.endswith("_s") and k != "first_token_s"), 3)
-            row["quotes_tokens"] = tokens(args.llm_url, args.llm_model, quote_messages(q, list(answer.quotes), settings)) if answer.quotes else 0
+            row[f"quotes_reply_{run}_s"] = answer.timings.get("generate_s")  # the model's whole reply
+            row[f"quotes_total_{run}_s"] = answer.timings.get("total_s")
+            row["quotes_tokens"] = tokens(args.llm_url, args.llm_model, prompt(q, list(answer.quotes), settings)) if answer.quotes else 0
             row["abstained"] = answer.abstained
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
@@ -93,6 +100,8 @@ def main() -> None:
     print(f"  first token, cold: baseline {summary['baseline_cold_s']:.2f} s, quotes {summary['quotes_first_cold_s']:.2f} s "
           f"(ratio {summary['ratio_first_token_cold']:.2f})")
     print(f"  first token, warm: baseline {summary['baseline_warm_s']:.2f} s, quotes {summary['quotes_first_warm_s']:.2f} s")
+    print(f"  whole reply of the model (the first token streams before it): cold {summary['quotes_reply_cold_s']:.2f} s, "
+          f"warm {summary['quotes_reply_warm_s']:.2f} s")
     print(f"  total (quotes path): cold {summary['quotes_total_cold_s']:.2f} s, warm {summary['quotes_total_warm_s']:.2f} s")
 
 

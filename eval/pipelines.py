@@ -81,15 +81,17 @@ class MeteredLLM:
         self.completion_tokens += max(1, len(text) // 4)
         return text
 
-    def choices(self, messages, **kwargs) -> tuple[str, list[dict[str, float]]]:
-        """The reply with its per-token candidates (answer_style "quotes"): one step per generated token."""
-        if not callable(getattr(self.inner, "choices", None)):
-            return self.complete(messages, **kwargs), []
+    def stream_choices(self, messages, **kwargs) -> Iterator[tuple[str, list[dict[str, float]]]]:
+        """The reply with its per-token candidates (answer_style "quotes"): one token per candidate list."""
+        if not callable(getattr(self.inner, "stream_choices", None)):
+            for piece in self.stream(messages, **kwargs):
+                yield piece, []
+            return
         self._count_prompt(messages)
-        text, steps = self.inner.choices(messages, **kwargs)
-        self.completion_tokens += len(steps) if steps else max(1, len(text) // 4)
-        self.exact = self.exact and bool(steps)
-        return text, steps
+        for piece, candidates in self.inner.stream_choices(messages, **kwargs):
+            self.completion_tokens += len(candidates) or 1
+            self.exact = self.exact and bool(candidates)
+            yield piece, candidates
 
     def stream(self, messages, **kwargs) -> Iterator[str]:
         self._count_prompt(messages)

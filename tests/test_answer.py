@@ -321,14 +321,46 @@ def test_a_quote_the_model_hesitated_over_is_shown_after_its_picks(setup):
     _, _, _, quotes = setup
 
     class Hesitant(GatedLLM):
-        def choices(self, messages, **kwargs):
+        def stream_choices(self, messages, **kwargs):
             self.calls.append({"messages": messages, **kwargs})
-            return "[3]", [{"[": 1.0, "2": 1e-4}, {"3": 0.4, "2": 0.25, "1": 0.19, "4": 0.16}, {"]": 1.0}]
+            yield "[", [{"[": 1.0, "2": 1e-4}]
+            yield "3", [{"3": 0.4, "2": 0.25, "1": 0.19, "4": 0.16}]
+            yield "]", [{"]": 1.0}]
 
     _, answer = answer_with(setup, Hesitant([]), answer_style="quotes")
     cited = [v.citations[0] for v in answer.verdicts]
     assert cited[0] == 3 and set(cited) == {3, 2} and cited.index(2) > cited.index(3)  # 0.19 is under PICK_ALSO
     assert hesitations([{"7": 0.9, "2": 0.1}], 5) == []  # a number beyond the list is no quote
+
+
+def test_a_pick_is_shown_as_soon_as_its_number_is_written(setup):
+    """The first quote reaches the reader while the model is still writing; a reply that breaks after it
+    keeps what was shown and says why the answer is partial."""
+    _, evidence, _, quotes = setup
+    n = len(quotes)
+    first = 1 if n < 10 else n  # a number no other shown quote's number starts with: complete without its "]"
+    seen: list[str] = []
+
+    class Breaking(GatedLLM):
+        def stream_choices(self, messages, **kwargs):
+            for piece in ["[", str(first)]:
+                seen.append(piece)
+                yield piece, [{piece: 1.0}]
+            seen.append("break")
+            raise LLMError("the stream broke talking to the server")
+
+    a, _, selector, _ = setup
+    s = a.settings.model_copy(update={"answer_style": "quotes"})
+    checker = SupportChecker(GatedLLM([]), s)
+    answerer = QuoteAnswerer(Breaking([]), s, selector, checker, a.library.extra_indexes["bm25"].idf)
+    stream = answerer.stream(QUESTION, evidence)
+    token = next(e for e in stream if e.kind == "token")
+    assert token.text.startswith("\u201c") and f"[{first}]" in token.text and "break" not in seen
+    rest = list(stream)
+    checker.close()
+    answer = rest[-1].answer
+    assert any(e.kind == "error" for e in rest) and answer.partial and "stream broke" in answer.error
+    assert list(answer.verdicts[0].citations) == [first] and answer.timings["first_token_s"] <= answer.timings["generate_s"]
 
 
 def test_the_picks_regex_admits_one_to_three_shown_numbers():

@@ -209,12 +209,14 @@ def test_metered_llm_counts_the_quote_picks_with_or_without_log_probabilities():
     from eval.pipelines import MeteredLLM
 
     class WithChoices(ScriptedLLM):
-        def choices(self, messages, **kwargs):
-            return "[2][1]", [{"[": 1.0}, {"2": 0.7}, {"][": 1.0}, {"1": 0.9}, {"]": 1.0}]
+        def stream_choices(self, messages, **kwargs):
+            yield "[2", [{"[": 1.0}, {"2": 0.7}]
+            yield "][", [{"][": 1.0}]
+            yield "1]", [{"1": 0.9}, {"]": 1.0}]
 
     m = MeteredLLM(WithChoices([]))
-    assert m.choices([{"role": "user", "content": "pick"}], max_tokens=16)[0] == "[2][1]"
+    assert "".join(p for p, _ in m.stream_choices([{"role": "user", "content": "pick"}], max_tokens=16)) == "[2][1]"
     assert m.snapshot()["llm_calls"] == 1 and m.snapshot()["completion_tokens"] == 5 and m.snapshot()["exact"]
     plain = MeteredLLM(ScriptedLLM(["[3]"]))
-    assert plain.choices([{"role": "user", "content": "pick"}]) == ("[3]", [])
+    assert "".join(p for p, _ in plain.stream_choices([{"role": "user", "content": "pick"}])) == "[3]"
     assert plain.snapshot()["llm_calls"] == 1 and not plain.snapshot()["exact"]

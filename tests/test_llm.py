@@ -120,6 +120,22 @@ def test_complete_and_stream_agree(llm: OpenAICompatibleLLM) -> None:
 
 
 @pytest.mark.llm
+def test_streamed_choices_carry_each_tokens_candidates_under_a_regex(llm: OpenAICompatibleLLM) -> None:
+    pick = [{"role": "user", "content": "Quotes:\n[1] Water boils at 100 C at sea level.\n[2] Ice melts at 0 C.\n"
+             "Reply with the number of the quote that says when water boils, like [2]."}]
+    body = {"structured_outputs": {"regex": r"\[(?:1|2)\](?:\[(?:1|2)\]){0,2}"}}
+    whole = llm.chat(pick, max_tokens=16, extra_body=body).text
+    steps = list(llm.stream_choices(pick, max_tokens=16, extra_body=body))
+    assert "".join(piece for piece, _ in steps) == whole  # temperature 0: the same tokens, streamed
+    candidates = [c for _, cs in steps for c in cs]
+    # Tokens the regex forbids come back with probability 0: the weight is over what may be written.
+    assert len(candidates) >= 3 and all(0.0 <= p <= 1.0 and sum(c.values()) <= 1.0 + 1e-6 for c in candidates
+                                        for p in c.values())
+    first = next(c for c in candidates if max(c, key=c.__getitem__).isdigit())
+    assert max(first, key=first.__getitem__) == whole[1] and first["1"] + first["2"] > 0.99
+
+
+@pytest.mark.llm
 def test_json_schema_constrains_to_enum(llm: OpenAICompatibleLLM) -> None:
     messages = [{"role": "user", "content": "Passage: 'Water boils at 100 C at sea level.' "
                  "Sentence: 'Water boils at 100 C at sea level.' Is the sentence supported by the passage?"}]
@@ -145,6 +161,15 @@ def test_stream_break_raises_after_partial_text(fake_server: ThreadingHTTPServer
         for piece in _client(fake_server, kind).stream(ASK, max_tokens=8):
             got.append(piece)
     assert got == ["Red, ", "green"]
+
+
+@pytest.mark.parametrize("kind", ["drop", "eof"])
+def test_streamed_choices_break_is_an_error_after_partial_text(fake_server: ThreadingHTTPServer, kind: str) -> None:
+    got: list[tuple[str, list]] = []
+    with pytest.raises(LLMError, match="stream"):
+        for step in _client(fake_server, kind).stream_choices(ASK, max_tokens=8):
+            got.append(step)
+    assert got == [("Red, ", []), ("green", [])]  # this server sends no log-probabilities: text alone
 
 
 def test_async_stream_break_raises_after_partial_text(fake_server: ThreadingHTTPServer) -> None:

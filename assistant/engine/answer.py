@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
@@ -30,11 +31,12 @@ from assistant.engine.support import Support, SupportChecker
 from assistant.llm.protocol import LLM, LLMError
 
 ABSTAIN_TEXT = "The indexed papers do not answer this question."
-PROMPTS = ("quotes_system", "quotes_user", "quote_source", "quote", "quotes_gate", "support_system", "support")
-PICK_PROMPTS = ("picks_system", "quotes_user", "quote_source", "quote")
+PROMPTS = ("quotes_system", "quotes_user", "quote_paper", "quote_source", "quote", "quotes_gate", "support_system", "support")
+PICK_PROMPTS = ("picks_system", "quotes_user", "quote_paper", "quote_source", "quote")
 MAX_PICKS = 3  # as many quotes as the written style has lines
 PICKED_WORDS = 150  # a picked quote is shown whole (the model read all of it); the limit only stops a runaway
 PICK_MAX_TOKENS = 16  # "[4][1][7]" is 9 tokens
+OPEN_PICK = re.compile(r"\[(\d+)$")  # a pick whose number is written and whose "]" is not yet
 PICK_ALSO = 0.2  # README sample question: P(first pick) 0.40 for a quote naming the scaling, 0.24 for the reason
 MAX_QUESTION_CHARS = 2000
 # A line the model writes about the quotes rather than from them ("The quotes do not say ...").
@@ -184,31 +186,51 @@ class _Run:
         self.timings["generate_s"] = round(time.perf_counter() - start, 3)
 
     def pick(self) -> Iterator[AskEvent]:
-        """The model names the quotes that answer, best first; each is shown verbatim. Where it hesitated over
-        its first pick, a quote it gave at least PICK_ALSO of its weight is shown too. A reply without a usable
-        number leaves no line: decide() then quotes the best-scored ones."""
+        """The model names the quotes that answer, best first; each is shown verbatim as soon as its number is
+        written (the first token a user sees). Where it hesitated over its first pick, a quote it gave at least
+        PICK_ALSO of its weight is shown after its picks. A reply without a usable number leaves no line:
+        decide() then quotes the best-scored ones."""
         o, s = self.o, self.settings
         start = time.perf_counter()
         extra = {"structured_outputs": {"regex": picks_regex(len(self.quotes))}} if s.answer_lines_regex else None
         messages = pick_messages(self.question, self.quotes, s)
-        ask = getattr(o.llm, "choices", None)
+        ask = getattr(o.llm, "stream_choices", None)
+        if callable(ask):
+            pieces = ask(messages, max_tokens=PICK_MAX_TOKENS, temperature=s.llm_temperature, extra_body=extra)
+        else:  # a backend without log-probabilities: its picks alone
+            pieces = without_candidates(o.llm.stream(messages, max_tokens=PICK_MAX_TOKENS,
+                                                     temperature=s.llm_temperature, extra_body=extra))
+        picked: list[int] = []
+        steps: list[dict[str, float]] = []
         try:
-            if callable(ask):
-                self.raw, steps = ask(messages, max_tokens=PICK_MAX_TOKENS, temperature=s.llm_temperature,
-                                      extra_body=extra)
-            else:  # a backend without log-probabilities: its picks alone
-                self.raw, steps = "".join(o.llm.stream(messages, max_tokens=PICK_MAX_TOKENS,
-                                                       temperature=s.llm_temperature, extra_body=extra)), []
+            for piece, candidates in pieces:
+                self.raw += piece
+                steps.extend(candidates)
+                for n in self.new_picks(picked):
+                    picked.append(n)
+                    self.timings.setdefault("first_token_s", round(time.perf_counter() - start, 3))
+                    yield from self.quote_line(self.quotes[n - 1])
         except LLMError as exc:
-            self.error, steps = str(exc), []
+            self.error = str(exc)
             yield AskEvent(kind="error", text=f"generation stopped: {exc}")
-        self.timings["first_token_s"] = self.timings["generate_s"] = round(time.perf_counter() - start, 3)
-        picked = [n for n in dict.fromkeys(markers_in(self.raw)) if 1 <= n <= len(self.quotes)][:MAX_PICKS]
+        finally:
+            pieces.close()  # closes the connection: the server stops generating
         for n in hesitations(steps, len(self.quotes)):
             if n not in picked and len(picked) < MAX_PICKS:
                 picked.append(n)
-        for n in picked:
-            yield from self.quote_line(self.quotes[n - 1])
+                yield from self.quote_line(self.quotes[n - 1])
+        self.timings["generate_s"] = round(time.perf_counter() - start, 3)
+        self.timings.setdefault("first_token_s", self.timings["generate_s"])
+
+    def new_picks(self, picked: list[int]) -> list[int]:
+        """Quote numbers the reply has written since the last look. One still open counts once no shown quote's
+        number starts with it: of 6 quotes, "[4" is 4, a token before its "]"; "[1" of 12 may yet be "[12]"."""
+        written = markers_in(self.raw)
+        trailing = OPEN_PICK.search(self.raw)
+        if trailing and int(trailing.group(1)) * 10 > len(self.quotes):
+            written.append(int(trailing.group(1)))
+        fresh = [n for n in dict.fromkeys(written) if 1 <= n <= len(self.quotes) and n not in picked]
+        return fresh[:max(0, MAX_PICKS - len(picked))]
 
     def quote_line(self, quote: Quote) -> Iterator[AskEvent]:
         """A picked quote as an answer line: its sentences verbatim, so each holds what it cites by construction."""
@@ -378,6 +400,13 @@ def picks_regex(n_quotes: int) -> str:
     """One to MAX_PICKS quote numbers, "[4][1]": the model can name only quotes it was shown."""
     marker = r"\[(?:" + "|".join(str(n) for n in range(1, n_quotes + 1)) + r")\]"
     return f"{marker}(?:{marker}){{0,{MAX_PICKS - 1}}}"
+
+
+def without_candidates(stream: Iterator[str]) -> Iterator[tuple[str, list[dict[str, float]]]]:
+    """A plain text stream in the shape of stream_choices; closing this closes the stream."""
+    with closing(stream):
+        for piece in stream:
+            yield piece, []
 
 
 def hesitations(steps: Sequence[dict[str, float]], n_quotes: int) -> list[int]:

@@ -124,23 +124,25 @@ class OpenAICompatibleLLM:
             raise LLMError(f"neither Yes nor No among the top tokens: {[e.token for e in top][:8]}")
         return mass["yes"] / (mass["yes"] + mass["no"])
 
-    def choices(self, messages: list[Message], *, max_tokens: int = 16, temperature: float = 0.0,
-                extra_body: dict[str, Any] | None = None) -> tuple[str, list[dict[str, float]]]:
-        """The reply's text and, for each of its tokens, the probabilities of the server's top 20 candidates
-        there: how sure the model was of each choice it wrote (answer_style "quotes" reads its first pick)."""
+    def stream_choices(self, messages: list[Message], *, max_tokens: int = 16, temperature: float = 0.0,
+                       extra_body: dict[str, Any] | None = None) -> Iterator[tuple[str, list[dict[str, float]]]]:
+        """The reply in pieces as they are generated, each with, per token it holds, the probabilities of the
+        server's top 20 candidates there: how sure the model was of each choice it wrote (answer_style
+        "quotes" shows a pick as soon as it is written and reads the model's hesitation at the first).
+        A server without log-probabilities gives the pieces with no candidates."""
         args = self._args(messages, max_tokens, temperature, None, None, extra_body)
+        reading = _StreamReader(self.base_url)
         with self.hooks.request():
             try:
-                reply = self._client.chat.completions.create(**args, logprobs=True, top_logprobs=20)
-            except openai.OpenAIError as exc:
-                raise self._error(exc) from exc
-        text = self._completion(reply).text
-        try:
-            steps = [{e.token: math.exp(float(e.logprob)) for e in step.top_logprobs}
-                     for step in reply.choices[0].logprobs.content or []]
-        except (AttributeError, IndexError, TypeError, ValueError):
-            steps = []  # a server without log-probabilities: the text alone still answers
-        return text, steps
+                with self._client.chat.completions.create(**args, stream=True, logprobs=True,
+                                                          top_logprobs=20) as events:
+                    for event in events:
+                        piece, candidates = reading.piece(event), reading.candidates(event)
+                        if piece or candidates:
+                            yield piece, candidates
+            except STREAM_ERRORS as exc:
+                raise self._error(exc, streaming=True) from exc
+        reading.check_finished()
 
     # --- async twins (vLLM batches concurrent requests: 2 at once is ~2x the throughput)
     async def achat(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
@@ -251,6 +253,15 @@ class _StreamReader:
             return text or ""
         except (AttributeError, IndexError, TypeError, KeyError) as exc:
             raise LLMError(f"malformed stream event from {self.base_url}: {str(event)[:200]!r} ({exc})") from None
+
+    @staticmethod
+    def candidates(event: Any) -> list[dict[str, float]]:
+        """Per token of one stream event, its top candidates' probabilities; none where the server sent none."""
+        try:
+            content = event.choices[0].logprobs.content or []
+            return [{e.token: math.exp(float(e.logprob)) for e in step.top_logprobs or []} for step in content]
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return []
 
     def check_finished(self) -> None:
         if not self.finished:

@@ -6,6 +6,7 @@ from typing import Any, Iterator, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.core.config import Settings
+from assistant.llm.protocol import without_candidates
 from eval.datasets import QAItem
 
 
@@ -84,8 +85,7 @@ class MeteredLLM:
     def stream_choices(self, messages, **kwargs) -> Iterator[tuple[str, list[dict[str, float]]]]:
         """The reply with its per-token candidates (answer_style "quotes"): one token per candidate list."""
         if not callable(getattr(self.inner, "stream_choices", None)):
-            for piece in self.stream(messages, **kwargs):
-                yield piece, []
+            yield from without_candidates(self.stream(messages, **kwargs))
             return
         self._count_prompt(messages)
         for piece, candidates in self.inner.stream_choices(messages, **kwargs):

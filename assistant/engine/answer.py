@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import Future
-from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
@@ -28,7 +27,7 @@ from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
 from assistant.engine.passages import gate_messages, pick_messages, quote_messages, shown_source
 from assistant.engine.support import Support, SupportChecker
-from assistant.llm.protocol import LLM, LLMError
+from assistant.llm.protocol import LLM, LLMError, without_candidates
 
 ABSTAIN_TEXT = "The indexed papers do not answer this question."
 PROMPTS = ("quotes_system", "quotes_user", "quote_paper", "quote_source", "quote", "quotes_gate", "support_system", "support")
@@ -400,13 +399,6 @@ def picks_regex(n_quotes: int) -> str:
     """One to MAX_PICKS quote numbers, "[4][1]": the model can name only quotes it was shown."""
     marker = r"\[(?:" + "|".join(str(n) for n in range(1, n_quotes + 1)) + r")\]"
     return f"{marker}(?:{marker}){{0,{MAX_PICKS - 1}}}"
-
-
-def without_candidates(stream: Iterator[str]) -> Iterator[tuple[str, list[dict[str, float]]]]:
-    """A plain text stream in the shape of stream_choices; closing this closes the stream."""
-    with closing(stream):
-        for piece in stream:
-            yield piece, []
 
 
 def hesitations(steps: Sequence[dict[str, float]], n_quotes: int) -> list[int]:

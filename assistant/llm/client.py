@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from typing import Any, ContextManager, Protocol
 
 import httpx
@@ -90,14 +90,8 @@ class OpenAICompatibleLLM:
                stop: list[str] | None = None, extra_body: dict[str, Any] | None = None) -> Iterator[str]:
         """Reply text in pieces; closing the generator closes the connection, so the server stops generating."""
         args = self._args(messages, max_tokens, temperature, None, stop, extra_body)
-        reading = _StreamReader(self.base_url)
-        with self.hooks.request():
-            try:
-                with self._client.chat.completions.create(**args, stream=True) as events:
-                    yield from filter(None, map(reading.piece, events))
-            except STREAM_ERRORS as exc:
-                raise self._error(exc, streaming=True) from exc
-        reading.check_finished()
+        with closing(self._pieces(args)) as pieces:
+            yield from (piece for piece, _ in pieces if piece)
 
     def yes_probability(self, messages: list[Message]) -> float:
         """P(Yes) / (P(Yes) + P(No)) for the reply's first token, from the server's top log-probabilities.
@@ -131,18 +125,7 @@ class OpenAICompatibleLLM:
         "quotes" shows a pick as soon as it is written and reads the model's hesitation at the first).
         A server without log-probabilities gives the pieces with no candidates."""
         args = self._args(messages, max_tokens, temperature, None, None, extra_body)
-        reading = _StreamReader(self.base_url)
-        with self.hooks.request():
-            try:
-                with self._client.chat.completions.create(**args, stream=True, logprobs=True,
-                                                          top_logprobs=20) as events:
-                    for event in events:
-                        piece, candidates = reading.piece(event), reading.candidates(event)
-                        if piece or candidates:
-                            yield piece, candidates
-            except STREAM_ERRORS as exc:
-                raise self._error(exc, streaming=True) from exc
-        reading.check_finished()
+        yield from self._pieces(args, logprobs=True, top_logprobs=20)
 
     # --- async twins (vLLM batches concurrent requests: 2 at once is ~2x the throughput)
     async def achat(self, messages: list[Message], *, max_tokens: int = 512, temperature: float = 0.0,
@@ -180,6 +163,20 @@ class OpenAICompatibleLLM:
         reading.check_finished()
 
     # --- internals
+    def _pieces(self, args: dict[str, Any], **logprobs: Any) -> Iterator[tuple[str, list[dict[str, float]]]]:
+        """One streamed reply: each event's text and its tokens' top candidates (none unless asked for)."""
+        reading = _StreamReader(self.base_url)
+        with self.hooks.request():
+            try:
+                with self._client.chat.completions.create(**args, stream=True, **logprobs) as events:
+                    for event in events:
+                        piece, candidates = reading.piece(event), reading.candidates(event)
+                        if piece or candidates:
+                            yield piece, candidates
+            except STREAM_ERRORS as exc:
+                raise self._error(exc, streaming=True) from exc
+        reading.check_finished()
+
     def _args(self, messages: list[Message], max_tokens: int, temperature: float, json_schema: dict[str, Any] | None,
               stop: list[str] | None, extra_body: dict[str, Any] | None) -> dict[str, Any]:
         args: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,

@@ -1,6 +1,7 @@
 """The LLM protocol the engine depends on; backends live in assistant/llm/client.py."""
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any, Iterator, Protocol, runtime_checkable
 
 Message = dict[str, str]
@@ -23,3 +24,10 @@ class LLM(Protocol):
                stop: list[str] | None = None) -> Iterator[str]:
         """Reply text in pieces as they are generated; raises LLMError if the stream breaks."""
         ...
+
+
+def without_candidates(stream: Iterator[str]) -> Iterator[tuple[str, list[dict[str, float]]]]:
+    """A plain text stream in the shape of stream_choices; closing this closes the stream."""
+    with closing(stream):
+        for piece in stream:
+            yield piece, []

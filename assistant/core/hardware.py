@@ -8,14 +8,23 @@ from pathlib import Path
 
 
 @functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split())
+
+
 def cpu_has_native_bf16() -> bool:
     """A CPU with bfloat16 matrix instructions (AVX-512 BF16 or AMX); elsewhere torch emulates bfloat16,
     slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+
+
+def cpu_has_int8_dot() -> bool:
+    """A CPU with int8 dot-product instructions wide enough for oneDNN's int8 GEMM (AVX-512 VNNI or AMX)."""
+    return bool({"avx512_vnni", "amx_int8"} & _cpu_flags())
 
 
 @functools.lru_cache(maxsize=1)

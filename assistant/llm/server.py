@@ -21,9 +21,9 @@ from typing import Callable, Iterator
 import httpx
 
 from assistant.core.config import Settings
-from assistant.core.hardware import fast_bf16
+from assistant.core.hardware import cpu_has_int8_dot, fast_bf16, has_cuda_gpu
 from assistant.core.locks import exclusive_lock
-from assistant.llm import procs
+from assistant.llm import int8, procs
 from assistant.llm.lifetime import Lifetime, Policy, ServerStatus, gigabytes
 from assistant.llm.protocol import LLMError
 
@@ -102,12 +102,13 @@ class VLLMServer:
         return url
 
     def start_notice(self) -> str:
-        """'started the local model server (0.5B, ~6.1 GB of memory); it stops after 5 min without a
+        """'started the local model server (0.5B, int8, ~6.1 GB of memory); it stops after 5 min without a
         request: ...' with the memory measured now (PSS: what stopping it gives back)."""
         size = re.search(r"(\d+(?:\.\d+)?)b\b", self.model.lower())
         pid = self.pid()
         _, pss = procs.memory(procs.family(pid)) if pid else (0, 0)
-        what = [f"{size.group(1)}B" if size else self.model] + ([f"~{gigabytes(pss)} of memory"] if pss else [])
+        what = ([f"{size.group(1)}B" if size else self.model] + (["int8"] if self.int8() else [])
+                + ([f"~{gigabytes(pss)} of memory"] if pss else []))
         policy = self.started or self.lifetime.policy() or Policy(-1.0, False, 0)
         return f"started the local model server ({', '.join(what)}); {policy.describe()}"
 
@@ -175,12 +176,20 @@ class VLLMServer:
     def _is_local_model(self) -> bool:
         return Path(self.settings.llm_model_path).exists()
 
+    def int8(self) -> bool:
+        """Serve the local folder's int8 twin: on by setting, or auto on a GPU-less CPU with int8 dot products."""
+        choice = self.settings.vllm_int8
+        if choice == "auto":
+            local = Path(self.settings.llm_model_path)
+            return cpu_has_int8_dot() and not has_cuda_gpu() and local.exists() and int8.can_quantise(local)
+        return choice == "on"
+
     def _model_ref(self) -> str:
         path = Path(self.settings.llm_model_path)
         if path.exists():
             if not (path / "config.json").is_file():
                 raise LLMError(f"model folder {path} has no config.json: {_model_hint(path)}")
-            return str(path.resolve())
+            return str(int8.twin_path(path.resolve()) if self.int8() else path.resolve())
         text = str(self.settings.llm_model_path)
         if not path.is_absolute() and text.count("/") == 1 and not text.startswith("."):
             return text  # a Hugging Face name; vLLM downloads it when online
@@ -191,8 +200,10 @@ class VLLMServer:
         if not python.exists():
             raise LLMError(f"the vLLM virtualenv is missing ({python} not found): run `make setup` "
                            "(or `make setup-vllm`), or set llm_base_url to an OpenAI-compatible server")
-        cmd = self.command()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.int8():
+            self._make_int8_weights(say)
+        cmd = self.command()
         say(f"starting vLLM for {self.model} on port {self.port} (log: {self.log_path})")
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
@@ -203,6 +214,19 @@ class VLLMServer:
         self.started = Policy.for_start(self.settings, kept=keep, stop_with_process=self.stop_with_process)
         # Supervised from the first second: if this command dies while the server loads, it still stops.
         self.lifetime.begin(self._proc.pid, self.started)
+
+    def _make_int8_weights(self, say: Progress) -> None:
+        source = Path(self.settings.llm_model_path).resolve()
+        if not int8.can_quantise(source):
+            raise LLMError(f"vllm_int8 is on but {source} is not a local safetensors model folder (not quantised "
+                           "already): int8 weights are made from one")
+        if int8.is_current(source, int8.twin_path(source)):
+            return
+        say(f"making int8 weights for {self.model} (once; ~30 s)")
+        try:
+            int8.ensure_twin(source)
+        except int8.Int8Error as exc:
+            raise LLMError(f"{exc}; set vllm_int8 = \"off\" to serve the bf16 weights") from None
 
     def _wait_ready(self, say: Progress) -> None:
         start = time.monotonic()

@@ -170,6 +170,21 @@ def test_grounding_checks_numbers_and_names():
                              "benchmarks.") == ""
 
 
+def test_a_relation_with_its_ends_swapped_is_not_grounded():
+    # The README's summarize example (2309.06180, p. 2): the 1.5B wrote the first sentence below from this
+    # quote; every word of it is in the quote and the model's P(Yes) kept it (0.59).
+    quote = ("To address the above limitations, we build vLLM, a high-throughput distributed LLM serving engine on "
+             "top of PagedAttention that achieves near-zero waste in KV cache memory.")
+    swapped = "PagedAttention is built on top of vLLM, a high-throughput distributed LLM serving engine."
+    assert grounding_problem(swapped, quote) == ("the quote has it the other way round: vllm ... on top of "
+                                                 "pagedattention")
+    assert grounding_problem("vLLM is a high-throughput LLM serving engine built on top of PagedAttention.",
+                             quote) == ""
+    assert grounding_problem("vLLM outperforms Orca on every trace.", "On every trace vLLM outperforms Orca.") == ""
+    assert "other way round" in grounding_problem("Orca outperforms vLLM on every trace.",
+                                                  "On every trace vLLM outperforms Orca.")
+
+
 def test_questions_of_any_bytes_are_cleaned_or_refused():
     assert clean_question(b"What is GQA?\xff\x00") == "What is GQA?\ufffd"
     assert clean_question("tab\tand\x07bell") == "tab and bell"

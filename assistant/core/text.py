@@ -116,6 +116,19 @@ def names_in(sentence: str) -> set[str]:
                                 (any(c.isdigit() for c in w) and any(c.isalpha() for c in w)))}
 
 
+def name_spans(text: str) -> list[tuple[str, int, int]]:
+    """Names and terms with where they stand: as names_in, and also a first word written in mixed case or with
+    digits (PagedAttention, vLLM, GPT-3), which names_in leaves to the sentence's capital."""
+    found = []
+    for i, m in enumerate(NAME.finditer(text)):
+        w = m.group(0)
+        mixed = any(c.isupper() for c in w[1:]) or w[:1].islower() and any(c.isupper() for c in w)
+        digits = any(c.isdigit() for c in w) and any(c.isalpha() for c in w)
+        if len(w) >= 3 and ((i > 0 and any(c.isupper() for c in w)) or mixed or digits):
+            found.append((w.lower().strip("-"), m.start(), m.end()))
+    return found
+
+
 # --- sentences of PDF text, as quotes are cut from it
 _ABBREVIATIONS = frozenset("""fig figs eq eqs sec secs tab tabs table ref refs e.g i.e al vs cf no nos approx resp app appx
 alg algo thm def eqn ch pp vol etc viz sect""".split())

@@ -110,21 +110,19 @@ def numbers_ok(sentence: str, passage: str) -> bool:
 
 def names_in(sentence: str) -> set[str]:
     """Names and terms (a capital after the first word, or letters with digits): ColBERTv2, Mixtral, GPT-4."""
-    words = NAME.findall(MARKER.sub("", sentence))
-    return {w.lower().strip("-") for i, w in enumerate(words)
-            if len(w) >= 3 and ((i > 0 and any(c.isupper() for c in w)) or
-                                (any(c.isdigit() for c in w) and any(c.isalpha() for c in w)))}
+    return {name for name, _, _ in name_spans(MARKER.sub("", sentence), first_mixed=False)}
 
 
-def name_spans(text: str) -> list[tuple[str, int, int]]:
-    """Names and terms with where they stand: as names_in, and also a first word written in mixed case or with
-    digits (PagedAttention, vLLM, GPT-3), which names_in leaves to the sentence's capital."""
+def name_spans(text: str, first_mixed: bool = True) -> list[tuple[str, int, int]]:
+    """Names and terms with where they stand (a capital after the first word, or letters with digits); with
+    first_mixed, also a first word in mixed case (PagedAttention, vLLM), which a sentence's capital hides."""
     found = []
     for i, m in enumerate(NAME.finditer(text)):
         w = m.group(0)
-        mixed = any(c.isupper() for c in w[1:]) or w[:1].islower() and any(c.isupper() for c in w)
+        upper = any(c.isupper() for c in w)
+        mixed = first_mixed and (any(c.isupper() for c in w[1:]) or w[:1].islower() and upper)
         digits = any(c.isdigit() for c in w) and any(c.isalpha() for c in w)
-        if len(w) >= 3 and ((i > 0 and any(c.isupper() for c in w)) or mixed or digits):
+        if len(w) >= 3 and ((i > 0 and upper) or mixed or digits):
             found.append((w.lower().strip("-"), m.start(), m.end()))
     return found
 

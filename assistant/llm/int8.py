@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 SUFFIX = "-w8a8"
 STAMP = ".w8a8"  # what the twin was made from: the source's weights digest and this recipe's version
@@ -73,12 +74,13 @@ def is_current(source: Path, twin: Path) -> bool:
     return (twin / "config.json").is_file() and stamp.is_file() and stamp.read_text().strip() == source_digest(source)
 
 
-def ensure_twin(source: Path, python: str = sys.executable) -> Path:
+def ensure_twin(source: Path, python: str = sys.executable, announce: Callable[[], None] = lambda: None) -> Path:
     """The W8A8 twin of `source`, made now (in a child process: it holds the whole model in memory for
-    ~30 s) unless a current one exists."""
+    ~30 s; `announce` is called first) unless a current one exists."""
     twin = twin_path(source)
     if is_current(source, twin):
         return twin
+    announce()
     result = subprocess.run([python, "-m", "assistant.llm.int8", str(source), str(twin)], capture_output=True,
                             text=True)
     if result.returncode != 0 or not is_current(source, twin):

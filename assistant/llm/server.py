@@ -180,8 +180,8 @@ class VLLMServer:
         """Serve the local folder's int8 twin: on by setting, or auto on a GPU-less CPU with int8 dot products."""
         choice = self.settings.vllm_int8
         if choice == "auto":
-            local = Path(self.settings.llm_model_path)
-            return cpu_has_int8_dot() and not has_cuda_gpu() and local.exists() and int8.can_quantise(local)
+            return (cpu_has_int8_dot() and not has_cuda_gpu() and self._is_local_model()
+                    and int8.can_quantise(Path(self.settings.llm_model_path)))
         return choice == "on"
 
     def _model_ref(self) -> str:
@@ -220,11 +220,8 @@ class VLLMServer:
         if not int8.can_quantise(source):
             raise LLMError(f"vllm_int8 is on but {source} is not a local safetensors model folder (not quantised "
                            "already): int8 weights are made from one")
-        if int8.is_current(source, int8.twin_path(source)):
-            return
-        say(f"making int8 weights for {self.model} (once; ~30 s)")
         try:
-            int8.ensure_twin(source)
+            int8.ensure_twin(source, announce=lambda: say(f"making int8 weights for {self.model} (once; ~30 s)"))
         except int8.Int8Error as exc:
             raise LLMError(f"{exc}; set vllm_int8 = \"off\" to serve the bf16 weights") from None
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from assistant.api import Assistant
-    from assistant.core.config import Settings
+    from foundation.config import Settings
 
 __all__ = ["Assistant", "Settings"]
 
@@ -17,7 +17,7 @@ def __getattr__(name: str):
 
         return Assistant
     if name == "Settings":
-        from assistant.core.config import Settings
+        from foundation.config import Settings
 
         return Settings
     raise AttributeError(name)

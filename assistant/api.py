@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
-from assistant.core.config import Settings, load_settings
-from assistant.core.threads import aiter_in_thread
+from foundation.config import Settings, load_settings
+from foundation.threads import aiter_in_thread
 from assistant.llm.protocol import LLM
-from assistant.core.types import Answer, AskEvent, Hit, IngestResult, PaperRecord, ProgressEvent
+from foundation.types import Answer, AskEvent, Hit, IngestResult, PaperRecord, ProgressEvent
 from indexes.base import Embedder
 
 Progress = Callable[[ProgressEvent], None]

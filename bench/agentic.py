@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.core.types import Answer  # noqa: E402
+from foundation.types import Answer  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.metrics import claims_of, evidence_hit, retrieval_scores  # noqa: E402
 
@@ -47,7 +47,7 @@ def done_keys(out: Path) -> set[tuple[str, str]]:
 
 def run(args) -> None:
     from assistant.api import Assistant
-    from assistant.core.config import load_settings
+    from foundation.config import load_settings
 
     overrides = {"llm_base_url": args.llm_url, "llm_model": args.model}
     if args.home:
@@ -105,7 +105,7 @@ def with_names_check(answer: Answer) -> Answer:
 
 
 def _sentences(text: str):
-    from assistant.core.text import markers_in, split_sentences
+    from foundation.text import markers_in, split_sentences
 
     return [(s, markers_in(s)) for s in split_sentences(text)]
 

@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.core.config import load_settings  # noqa: E402
-from assistant.core.hardware import cpu_has_native_bf16  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
+from foundation.hardware import cpu_has_native_bf16  # noqa: E402
 from indexes.embedder import SentenceTransformerEmbedder  # noqa: E402
 from indexes.store import Store  # noqa: E402
 

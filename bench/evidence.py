@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.core.config import load_settings  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
 from assistant.engine.evidence import EvidenceSelector, EvidenceWeights  # noqa: E402
 from eval.matching import evidence_hit  # noqa: E402
 

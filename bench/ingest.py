@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.core.config import Settings  # noqa: E402
-from assistant.core.types import PaperStatus, ProgressEvent  # noqa: E402
+from foundation.config import Settings  # noqa: E402
+from foundation.types import PaperStatus, ProgressEvent  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.core.config import Settings  # noqa: E402
+from foundation.config import Settings  # noqa: E402
 from assistant.llm.client import OpenAICompatibleLLM  # noqa: E402
 from assistant.llm.server import VLLMServer  # noqa: E402
 

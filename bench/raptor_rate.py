@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.core.config import load_settings  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
 from assistant.summaries.build import estimate_summaries  # noqa: E402
 from assistant.summaries.config import TreeConfig  # noqa: E402
 

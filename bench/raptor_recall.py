@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.core.config import load_settings  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
 from eval.metrics import evidence_hit, normalize_answer  # noqa: E402
 from indexes.raptor import collapsed_search  # noqa: E402
 
@@ -104,7 +104,7 @@ def transplant(a: Assistant, source: Path) -> list[str]:
     and the tree bookkeeping. Papers whose leaves differ are skipped. Topics are not copied."""
     import numpy as np
 
-    from assistant.core.types import Chunk  # noqa: F401
+    from foundation.types import Chunk  # noqa: F401
     from indexes.raptor import RaptorDB
     from indexes.store import Store
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa
 from eval.metrics import retrieval_scores  # noqa: E402
-from assistant.core.config import load_settings  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
 
 KS = (1, 5, 10)
 

@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.core.config import load_settings  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

@@ -46,7 +46,7 @@ def ms(samples: list[float]) -> tuple[float, float]:
 
 def child(home: Path, factor: int, queries_file: Path) -> dict:
     """Build the factor-x copy in a temp folder, then search it; returns the row as a dict."""
-    from assistant.core.config import load_settings
+    from foundation.config import load_settings
     from indexes.bm25 import BM25Index
     from indexes.dense import DenseIndex
     from indexes.library import Library
@@ -98,7 +98,7 @@ def child(home: Path, factor: int, queries_file: Path) -> dict:
 
 def colbert_row(home: Path, questions: list[str]) -> dict:
     from assistant.api import Assistant
-    from assistant.core.config import load_settings
+    from foundation.config import load_settings
 
     a = Assistant(load_settings(home=home))
     colbert = a.library.extra_indexes.get("colbert")
@@ -135,7 +135,7 @@ def main() -> None:
         print(json.dumps(child(args.home, args.factor[0], args.child)))
         return
 
-    from assistant.core.config import load_settings
+    from foundation.config import load_settings
     from indexes.embedder import embedder_for
 
     questions = [json.loads(line)["question"] for line in args.dataset.read_text().splitlines() if line.strip()]

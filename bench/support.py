@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.core.config import load_settings  # noqa: E402
-from assistant.core.text import is_prose, names_in, numbers_in, sentence_spans, squash  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
+from foundation.text import is_prose, names_in, numbers_in, sentence_spans, squash  # noqa: E402
 from assistant.engine.support import SupportChecker  # noqa: E402
 from assistant.llm.client import OpenAICompatibleLLM  # noqa: E402
 from eval.calibration.fit import auc  # noqa: E402

@@ -25,7 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
-from assistant.core.config import load_settings  # noqa: E402
+from foundation.config import load_settings  # noqa: E402
 from assistant.engine.passages import answer_messages, pick_messages, quote_messages  # noqa: E402
 from assistant.llm.client import OpenAICompatibleLLM  # noqa: E402
 

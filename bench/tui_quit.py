@@ -86,7 +86,7 @@ class Terminal:
 
 def build_index(home: Path) -> None:
     from assistant.api import Assistant
-    from assistant.core.config import Settings
+    from foundation.config import Settings
     from tests.conftest import make_mirror
 
     if (home / "index").exists():

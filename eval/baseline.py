@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from eval.datasets import QAItem
 from eval.pipelines import PassageRecord, PipelineOutput
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from assistant.llm.protocol import LLM, LLMError
 from assistant.llm.structured import ask_json_sync, schema_of
-from assistant.core.prompts import load_prompt
+from foundation.prompts import load_prompt
 
 # A string enum with the negative first: the 0.5B model answered a boolean "true" to nearly everything
 # (judge-check agreement 0.58 on 12 support pairs); this form agreed on 0.69 of 16 (eval/README.md).
@@ -172,7 +172,7 @@ def fit_passages(passages: Sequence[str], claim: str, limit: int) -> list[str]:
     passages = list(passages)
     if sum(len(" ".join(p.split())) for p in passages) <= limit:
         return passages
-    from assistant.core.text import overlap
+    from foundation.text import overlap
 
     return sorted(passages, key=lambda p: -overlap(claim, p))
 

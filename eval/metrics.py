@@ -18,7 +18,7 @@ from typing import Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from assistant.core.text import MARKER, content_words, markers_in, numbers_ok, overlap, split_sentences
+from foundation.text import MARKER, content_words, markers_in, numbers_ok, overlap, split_sentences
 from eval.judge import JudgeVerdict
 from eval.matching import evidence_hit, normalize_ws  # noqa: F401 (the eval's one definition)
 

@@ -12,7 +12,7 @@ import random
 import re
 from typing import Sequence
 
-from assistant.core.text import NUMBER, names_in, squash
+from foundation.text import NUMBER, names_in, squash
 from eval.matching import evidence_hit
 
 KINDS = ("neighbour", "number", "name")

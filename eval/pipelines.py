@@ -5,7 +5,7 @@ from typing import Any, Iterator, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.llm.protocol import without_candidates
 from eval.datasets import QAItem
 

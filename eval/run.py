@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.config import Settings, load_settings
+from foundation.config import Settings, load_settings
 from eval.datasets import QAItem
 from eval.judge import Judge
 from eval.pipelines import AssistantPipeline, PassageRecord, Pipeline, PipelineOutput  # noqa: F401

@@ -5,7 +5,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from assistant.core.types import Chunk
+from foundation.types import Chunk
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant.core.types import Chunk
+from foundation.types import Chunk
 from indexes.store import IndexMismatch
 from indexes.versioned import VersionedDir
 

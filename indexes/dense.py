@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from assistant.core.types import Chunk
+from foundation.types import Chunk
 from indexes.base import Embedder
 
 # chromadb rejects very large single writes; this stays well under its max batch size.

@@ -215,8 +215,8 @@ class SentenceTransformerEmbedder:
 
 
 def embedder_for(settings) -> SentenceTransformerEmbedder:
-    """The embedder these settings (assistant.core.config.Settings) ask for."""
-    from assistant.core.hardware import cpu_has_native_bf16
+    """The embedder these settings (foundation.config.Settings) ask for."""
+    from foundation.hardware import cpu_has_native_bf16
 
     dtype = settings.embed_batch_dtype
     batch_bf16 = dtype == "bfloat16" or (dtype == "auto" and cpu_has_native_bf16())

@@ -16,8 +16,8 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.locks import lock_holder
-from assistant.core.types import PaperStatus, ProgressEvent
+from foundation.locks import lock_holder
+from foundation.types import PaperStatus, ProgressEvent
 from indexes.versioned import VersionedDir
 
 IssueKind = Literal["missing", "orphan", "unsearchable", "pending", "other_version", "failed_chunks", "count",

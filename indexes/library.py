@@ -14,10 +14,10 @@ import os
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from assistant.core.config import Settings
-from assistant.core.faults import fault_point
-from assistant.core.locks import LockHeld, exclusive_lock, lock_holder
-from assistant.core.types import Chunk, Paper, PaperRecord, PaperStatus, ProgressEvent
+from foundation.config import Settings
+from foundation.faults import fault_point
+from foundation.locks import LockHeld, exclusive_lock, lock_holder
+from foundation.types import Chunk, Paper, PaperRecord, PaperStatus, ProgressEvent
 from indexes.base import Embedder, Index
 from indexes.dense import DenseIndex
 from indexes.raptor import CORPUS_ID

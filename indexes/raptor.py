@@ -28,8 +28,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.locks import LockHeld, exclusive_lock, lock_holder
-from assistant.core.types import Chunk
+from foundation.locks import LockHeld, exclusive_lock, lock_holder
+from foundation.types import Chunk
 
 TOPIC_LEVEL = 9
 MAX_TREE_LEVEL = TOPIC_LEVEL - 1

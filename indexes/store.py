@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from assistant.core.types import Chunk, Paper, PaperRecord, PaperStatus
+from foundation.types import Chunk, Paper, PaperRecord, PaperStatus
 
 SCHEMA_VERSION = 1
 

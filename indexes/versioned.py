@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from assistant.core.locks import exclusive_lock
+from foundation.locks import exclusive_lock
 
 
 class VersionedDir:

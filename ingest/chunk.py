@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from assistant.core.types import Chunk, ParsedPaper
+from foundation.types import Chunk, ParsedPaper
 
 MIN_CHUNK_TOKENS = 8  # pieces shorter than this (a lone heading, a page number) are not worth a vector
 RECOUNT_MARGIN = 8  # chunks this close to max_tokens are re-tokenized on their own to be sure

@@ -18,8 +18,8 @@ import httpx
 import pypdf
 import requests
 
-from assistant.core.config import Settings
-from assistant.core.types import Paper
+from foundation.config import Settings
+from foundation.types import Paper
 from ingest.sources import ArxivRef
 
 _USER_AGENT = "paper-assistant/0.1 (offline-first research assistant)"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pypdf
 from pypdf.errors import PyPdfError
 
-from assistant.core.types import ParsedPaper, Section
+from foundation.types import ParsedPaper, Section
 
 REFERENCES_TITLE = "References"
 # A page whose text outside form XObjects is shorter than this is read again with them: some PDFs draw

@@ -7,8 +7,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from assistant.core.faults import fault_point
-from assistant.core.types import Chunk, IngestResult, Paper, PaperStatus, ProgressEvent
+from foundation.faults import fault_point
+from foundation.types import Chunk, IngestResult, Paper, PaperStatus, ProgressEvent
 from indexes.library import Library
 from ingest.chunk import chunk_paper
 from ingest.fetch import FetchError, Fetcher

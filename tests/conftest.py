@@ -44,7 +44,7 @@ def embedder():
 @pytest.fixture
 def settings_for(tmp_path):
     """Settings with home in tmp_path, offline, no config file from the user's home."""
-    from assistant.core.config import Settings
+    from foundation.config import Settings
 
     def build(mirror: Path | None = None, **overrides):
         # BM25 only by default: a ColBERT build per test costs seconds; mini_library_home and the
@@ -59,7 +59,7 @@ def settings_for(tmp_path):
 def mini_library_home(tmp_path_factory, embedder):
     """An index of the two small papers, built once per session for read-only tests (search, ask)."""
     from assistant.api import Assistant
-    from assistant.core.config import Settings
+    from foundation.config import Settings
 
     root = tmp_path_factory.mktemp("mini")
     mirror = make_mirror(root / "mirror", SMALL_IDS)
@@ -86,7 +86,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def vllm_settings(tmp_path_factory):
     """Settings for a managed vLLM server of the small model on a port of its own, home in a tmp dir."""
-    from assistant.core.config import PROJECT_ROOT, Settings
+    from foundation.config import PROJECT_ROOT, Settings
 
     return Settings(home=tmp_path_factory.mktemp("vllm-home"), llm_model=SMALL_MODEL,
                     llm_model_path=PROJECT_ROOT / ".models" / SMALL_MODEL, vllm_port=free_port(),
@@ -147,7 +147,7 @@ def _window_chunks(arxiv_id: str, size: int = 200, overlap: int = 40):
     from pypdf import PdfReader
     from transformers import AutoTokenizer
 
-    from assistant.core.types import Chunk
+    from foundation.types import Chunk
     from indexes.embedder import resolve_model_path
 
     tok = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))

@@ -11,7 +11,7 @@ from assistant.engine.answer import ABSTAIN_TEXT, Evidence, QuoteAnswerer, clean
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals
 from assistant.engine.passages import gate_messages, quote_messages
-from assistant.core.text import overlap, split_sentences
+from foundation.text import overlap, split_sentences
 from assistant.engine.support import SupportChecker, grounding_problem
 from assistant.llm.protocol import LLMError
 from tests.fakes import ScriptedLLM
@@ -232,7 +232,7 @@ def test_a_gate_without_the_model_declines_before_any_generation(setup):
 def test_overlapping_neighbour_chunks_give_each_sentence_once(setup):
     """Neighbouring chunks share their edges; retrieved together, the later one's leading sentence tail and
     the shared sentences would be quoted twice (q103 in dev: "need to write their intermediate results ...")."""
-    from assistant.core.types import Hit
+    from foundation.types import Hit
     from assistant.engine.evidence import candidates
 
     a = setup[0]
@@ -253,7 +253,7 @@ def test_overlapping_neighbour_chunks_give_each_sentence_once(setup):
 
 
 def test_a_copied_source_line_or_an_inline_heading_is_not_part_of_a_sentence():
-    from assistant.core.text import without_heading as strip
+    from foundation.text import without_heading as strip
 
     title, section = "Attention Is All You Need", "3.2.1 Scaled Dot-Product Attention"
     heads = [title, section, f"{title}, {section}"]
@@ -268,8 +268,8 @@ def test_a_copied_source_line_or_an_inline_heading_is_not_part_of_a_sentence():
 def test_table_rows_are_not_quotable_and_figure_pointers_rank_below_prose(embedder):
     """Real text of two papers: DistilBERT's ablation table reads as a sentence ("∅ - Lcos - Lmlm -2.96 ..."),
     which the model quoted as the answer (q022); the gisting paper's "... are shown in Figure 3" states nothing."""
-    from assistant.core.text import is_prose, sentence_spans, squash
-    from assistant.core.types import Chunk, Hit
+    from foundation.text import is_prose, sentence_spans, squash
+    from foundation.types import Chunk, Hit
     from ingest.parse import parse_pdf
     from tests.conftest import PAPERS
 

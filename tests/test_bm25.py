@@ -69,7 +69,7 @@ def test_persistence_across_processes(tmp_path, paper_chunks):
     jsonl.write_text("".join(c.model_dump_json() + "\n" for c in base))
     build = textwrap.dedent(f"""
         from pathlib import Path
-        from assistant.core.types import Chunk
+        from foundation.types import Chunk
         from indexes.bm25 import BM25Index
         chunks = [Chunk.model_validate_json(l) for l in Path({str(jsonl)!r}).read_text().splitlines()]
         BM25Index(Path({str(path)!r})).add(chunks)
@@ -100,7 +100,7 @@ def test_killed_writer_leaves_old_index(tmp_path, paper_chunks):
     script = textwrap.dedent(f"""
         import os, signal, sys
         from pathlib import Path
-        from assistant.core.types import Chunk
+        from foundation.types import Chunk
         import indexes.bm25 as bm
         real_commit = bm.VersionedDir.commit
         def commit(self, build):

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from assistant.core.types import Chunk
+from foundation.types import Chunk
 from indexes.dense import DenseIndex
 
 

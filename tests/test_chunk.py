@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core.types import Chunk, ParsedPaper, Section
+from foundation.types import Chunk, ParsedPaper, Section
 from ingest.chunk import HFTokenizer, chunk_paper
 from ingest.parse import parse_pdf
 

@@ -1,6 +1,6 @@
-from assistant.core.text import markers_in, split_sentences
+from foundation.text import markers_in, split_sentences
 from assistant.engine.cite import attach_citations
-from assistant.core.types import Answer, Chunk, Hit, Paper
+from foundation.types import Answer, Chunk, Hit, Paper
 
 
 def hit(text: str, arxiv_id: str = "1706.03762", section: str = "3.2 Attention", pages=(4, 4)) -> Hit:
@@ -71,7 +71,7 @@ def test_a_looping_answer_keeps_the_first_of_restated_sentences():
 def test_a_sentence_opening_with_a_lower_case_name_is_cut_from_the_one_before():
     """vLLM's own paper (2309.06180) opens sentences with "vLLM": each is a unit of its own, so a
     sentence of a draft or answer is checked and cited alone; abbreviations and initials still do not cut."""
-    from assistant.core.text import sentence_spans
+    from foundation.text import sentence_spans
     from ingest.parse import parse_pdf
     from tests.conftest import PAPERS
 

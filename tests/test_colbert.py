@@ -134,7 +134,7 @@ def test_persistence_across_processes(tmp_path, paper_chunks, ckpt_cache):
     path = tmp_path / "colbert"
     build = textwrap.dedent(f"""
         from pathlib import Path
-        from assistant.core.types import Chunk
+        from foundation.types import Chunk
         from indexes.colbert import ColBERTIndex
         if __name__ == "__main__":
             chunks = [Chunk.model_validate_json(l) for l in Path({str(jsonl)!r}).read_text().splitlines()]
@@ -163,7 +163,7 @@ def test_killed_build_leaves_old_index(base_index, paper_chunks, ckpt_cache, tmp
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from assistant.core.types import Chunk
+        from foundation.types import Chunk
         from indexes.colbert import ColBERTIndex
         def progress(done, total):
             print("ENCODING", done, total, flush=True)

@@ -79,7 +79,7 @@ def test_colbert_build_killed_late_resumes_from_encodings(settings_for, tmp_path
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from assistant.core.config import Settings
+        from foundation.config import Settings
         from assistant.api import Assistant
         def progress(event):
             if event.stage == "build" and event.done:

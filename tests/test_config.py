@@ -1,4 +1,4 @@
-from assistant.core.config import Settings, load_settings, save_settings
+from foundation.config import Settings, load_settings, save_settings
 
 
 def test_precedence_file_env_overrides(tmp_path, monkeypatch):

@@ -84,8 +84,8 @@ def test_bfloat16_batches_keep_the_fp32_vectors_and_a_query_stays_on_onnx(texts,
 
 
 def test_settings_choose_bfloat16_batches_only_where_asked_or_native(monkeypatch):
-    from assistant.core import hardware
-    from assistant.core.config import Settings
+    from foundation import hardware
+    from foundation.config import Settings
     from indexes.embedder import embedder_for
 
     assert embedder_for(Settings(embed_batch_dtype="bfloat16")).batch_bf16

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from assistant.api import Assistant
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.engine.agent.workflow import Engine
 from assistant.llm.protocol import LLMError
-from assistant.core.types import Chunk, Paper, PaperStatus
+from foundation.types import Chunk, Paper, PaperStatus
 
 PAPERS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "papers"
 GQA, ROBERTA = "2305.13245", "1907.11692"

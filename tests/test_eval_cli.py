@@ -24,7 +24,7 @@ def test_eval_retrieval_json(mini_library_home, tmp_path):
 
 
 def test_eval_score_cli(tmp_path, monkeypatch):
-    from assistant.core.config import PROJECT_ROOT
+    from foundation.config import PROJECT_ROOT
     from tests.fakes import ScriptedLLM
     from eval.judge import Judge
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistant.core.config import PROJECT_ROOT
+from foundation.config import PROJECT_ROOT
 from tests.fakes import ScriptedLLM
 from assistant.llm.protocol import LLMError
 from eval.datasets import QAItem
@@ -82,7 +82,7 @@ def test_judge_check_pairs_and_agreement():
 
 
 def test_every_judge_prompt_renders():
-    from assistant.core.prompts import load_prompt
+    from foundation.prompts import load_prompt
 
     assert load_prompt("judge_support_user", Path(PROMPTS)).render(passages="[1] x", claim="y")
     assert load_prompt("judge_correct_user", Path(PROMPTS)).render(question="q", gold="g", answer="a")

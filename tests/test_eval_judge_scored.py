@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.core.config import PROJECT_ROOT
+from foundation.config import PROJECT_ROOT
 from assistant.llm.protocol import LLMError
 from eval.datasets import QAItem
 from eval.judge import Judge, auc, best_threshold, run_judge_check

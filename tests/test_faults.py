@@ -1,5 +1,5 @@
 """Faults with real processes and real stores: the CLI runs in a subprocess on a tmp home with a mirror of
-small real PDFs; PAPER_ASSISTANT_FAULT stops it at a named point (assistant/core/faults.py) and the test
+small real PDFs; PAPER_ASSISTANT_FAULT stops it at a named point (foundation/faults.py) and the test
 kills it there with SIGKILL. Every case ends with `doctor` reporting consistent and no search hit from a
 paper that is not ok at its current version."""
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from assistant.api import Assistant
-from assistant.core.config import Settings
-from assistant.core.types import PaperStatus
+from foundation.config import Settings
+from foundation.types import PaperStatus
 from assistant.engine.retrieve import RetrievalError
 from indexes.health import check
 from tests.conftest import SMALL_IDS, make_mirror
@@ -232,7 +232,7 @@ def test_killed_colbert_build_is_reported_and_repaired(tmp_path, embedder):
 OPEN_AT_ONCE = """
 import sys, time
 from pathlib import Path
-from assistant.core.config import Settings
+from foundation.config import Settings
 from indexes.embedder import SentenceTransformerEmbedder
 from indexes.library import Library
 start = float(sys.argv[2])

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import PAPERS
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from ingest.fetch import FetchError, Fetcher, check_pdf
 from ingest.sources import ArxivRef
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from assistant.core.config import PROJECT_ROOT, Settings
+from foundation.config import PROJECT_ROOT, Settings
 from assistant.llm import int8
 from assistant.llm.protocol import LLMError
 from assistant.llm.server import VLLMServer

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.llm import procs
 from assistant.llm.server import VLLMServer, make_llm
 from tests.conftest import free_port
@@ -96,7 +96,7 @@ def test_requests_restart_the_clock_and_one_in_flight_is_not_cut(fake_settings, 
 def _owner_script(settings: Settings, **make_llm_args) -> str:
     return textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
-        from assistant.core.config import Settings
+        from foundation.config import Settings
         from assistant.llm.server import make_llm
         settings = Settings.model_validate_json({settings.model_dump_json()!r})
         make_llm(settings, announce=lambda _: None, **{make_llm_args!r}).complete([{{"role": "user", "content": "hi"}}])

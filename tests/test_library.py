@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from assistant.api import Assistant
-from assistant.core.types import PaperStatus
+from foundation.types import PaperStatus
 from indexes.store import IndexMismatch
 from tests.conftest import PAPERS, SMALL_IDS, make_mirror
 
@@ -109,7 +109,7 @@ def test_question_on_an_empty_index_says_so(settings_for, tmp_path, embedder):
 KILL_SCRIPT = """
 import sys
 from assistant.api import Assistant
-from assistant.core.config import Settings
+from foundation.config import Settings
 s = Settings(home=sys.argv[1], mirror=sys.argv[2], offline=True, embed_batch_size=4)
 a = Assistant(s)
 def progress(e):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from assistant.core.types import ParsedPaper
+from foundation.types import ParsedPaper
 from ingest.parse import ParseError, normalize_text, parse_pdf
 
 PAPERS = Path("/work/shared/papers")

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from assistant.cli.progress import IngestProgress, LineProgress, progress_bar
 from assistant.cli.render import failure_groups, print_ingest_summary
-from assistant.core.types import IngestResult, PaperStatus, ProgressEvent
+from foundation.types import IngestResult, PaperStatus, ProgressEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 

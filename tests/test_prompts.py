@@ -1,8 +1,8 @@
 import pytest
 
 from assistant.engine.passages import answer_messages
-from assistant.core.config import PROJECT_ROOT, Settings
-from assistant.core.prompts import PromptError, load_prompt
+from foundation.config import PROJECT_ROOT, Settings
+from foundation.prompts import PromptError, load_prompt
 from tests.test_cite import PASSAGES
 
 

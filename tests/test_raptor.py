@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from assistant.api import Assistant
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.llm.protocol import LLMError
-from assistant.core.types import Chunk, Paper, PaperStatus
+from foundation.types import Chunk, Paper, PaperStatus
 from assistant.summaries.build import TreeBuilder, _Job
 from assistant.summaries.config import TreeConfig
 from indexes.raptor import CORPUS_ID, TOPIC_LEVEL, TreeStore, leaves_of

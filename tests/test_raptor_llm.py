@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from assistant.api import Assistant
-from assistant.core.text import split_sentences
-from assistant.core.config import Settings
+from foundation.text import split_sentences
+from foundation.config import Settings
 from indexes.raptor import TreeStore, leaves_of
 from tests.conftest import SMALL_IDS
 

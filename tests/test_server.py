@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.llm.protocol import LLMError
 from assistant.llm.server import VLLMServer
 from tests.conftest import free_port

@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from assistant.core.types import Chunk, Paper, PaperStatus
+from foundation.types import Chunk, Paper, PaperStatus
 from indexes.store import SCHEMA_VERSION, IndexMismatch, Store
 
 

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from assistant.api import Assistant
-from assistant.core.text import split_sentences
-from assistant.core.config import Settings
+from foundation.text import split_sentences
+from foundation.config import Settings
 from assistant.summaries.draft import Draft, length_in_words
 from tests.conftest import SMALL_IDS
 from tests.test_raptor import Summariser

@@ -10,7 +10,7 @@ textual = pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input  # noqa: E402
 
-from assistant.core.config import Settings  # noqa: E402
+from foundation.config import Settings  # noqa: E402
 from assistant.tui import create_app  # noqa: E402
 from assistant.tui.screens.add_papers import AddPapersScreen  # noqa: E402
 from assistant.tui.screens.confirm import ConfirmScreen  # noqa: E402
@@ -341,7 +341,7 @@ async def test_engine_that_cannot_start_is_reported_and_questions_fail_cleanly(s
 
 
 async def test_settings_saved_from_the_tui_round_trip_through_the_config_file(settings, monkeypatch):
-    from assistant.core.config import config_path, load_settings, save_settings
+    from foundation.config import config_path, load_settings, save_settings
     from assistant.tui.screens.settings import SettingsScreen
 
     # A config file that already holds a list, a table and a comment: the TUI must keep them typed.
@@ -379,7 +379,7 @@ async def test_settings_saved_from_the_tui_round_trip_through_the_config_file(se
 
 
 async def test_weakly_supported_sentences_are_underlined_and_counted(settings):
-    from assistant.core.types import Verdict
+    from foundation.types import Verdict
     from tests.tui_fakes import scripted_answer
 
     app, _ = make(settings)

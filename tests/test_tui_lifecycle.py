@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("textual")
 
-from assistant.core.config import Settings  # noqa: E402
+from foundation.config import Settings  # noqa: E402
 from assistant.tui import create_app  # noqa: E402
 from assistant.tui.lifecycle import run  # noqa: E402
 from tests.tui_fakes import ScriptedAssistant  # noqa: E402

@@ -8,7 +8,7 @@ pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input  # noqa: E402
 
-from assistant.core.config import Settings  # noqa: E402
+from foundation.config import Settings  # noqa: E402
 from tests.conftest import make_mirror  # noqa: E402
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input  # noqa: E402
 
-from assistant.core.config import Settings  # noqa: E402
+from foundation.config import Settings  # noqa: E402
 from assistant.tui import create_app  # noqa: E402
 from tests.tui_fakes import ScriptedAssistant  # noqa: E402
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 
 
-from assistant.core.config import Settings
-from assistant.core.types import Chunk, Hit
+from foundation.config import Settings
+from foundation.types import Chunk, Hit
 from assistant.engine.verify import averify, numbers_ok, precheck
 from tests.test_engine import RoutedLLM
 

@@ -9,8 +9,8 @@ import asyncio
 import re
 from typing import Sequence
 
-from assistant.core.config import Settings
-from assistant.core.types import (Answer, AskEvent, Chunk, Citation, Hit, IngestResult, Paper, PaperRecord,
+from foundation.config import Settings
+from foundation.types import (Answer, AskEvent, Chunk, Citation, Hit, IngestResult, Paper, PaperRecord,
                              PaperStatus, ProgressEvent)
 
 PAPERS = [

@@ -15,7 +15,7 @@ from assistant.cli.progress import IngestProgress
 from assistant.cli.raptor import raptor_app, summarize_command
 from assistant.cli.server import server_app
 from assistant.cli.render import print_answer, print_hits, print_ingest_summary, print_papers
-from assistant.core.types import PaperStatus
+from foundation.types import PaperStatus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A research assistant over arXiv papers, offline-first.")
 app.add_typer(server_app, name="server")
@@ -189,12 +189,12 @@ def tui(ctx: typer.Context, question: Optional[str] = typer.Option(None, "--ques
 
 
 def main() -> None:
-    from assistant.core.config import Settings  # noqa: F401  (fail fast on a broken install)
+    from foundation.config import Settings  # noqa: F401  (fail fast on a broken install)
 
     try:
         app()
     except Exception as exc:  # one clear line instead of a traceback for expected failures
-        from assistant.core.config import ConfigError
+        from foundation.config import ConfigError
         from indexes.store import IndexMismatch
 
         if isinstance(exc, (IndexMismatch, ConfigError)):

@@ -19,7 +19,7 @@ def global_options(ctx: typer.Context) -> tuple[Optional[Path], dict[str, Any]]:
 
 
 def settings_of(ctx: typer.Context, **extra: Any):
-    from assistant.core.config import load_settings
+    from foundation.config import load_settings
 
     config, overrides = global_options(ctx)
     return load_settings(config, **{**overrides, **extra})

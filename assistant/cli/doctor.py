@@ -14,7 +14,7 @@ def doctor(ctx: typer.Context,
            as_json: bool = typer.Option(False, "--json", help="Print the report as JSON")) -> None:
     """Check that SQLite, chromadb, BM25 and ColBERT agree: per-paper passage counts, orphans, missing
     passages, half-ingested papers, leftover build folders. Exits 1 while anything is inconsistent."""
-    from assistant.core.locks import LockHeld
+    from foundation.locks import LockHeld
     from indexes.health import check, repair as run_repair
 
     a = make_assistant(ctx)

@@ -10,7 +10,7 @@ import typer
 from rich.progress import TextColumn
 
 from assistant.cli.common import console, global_options, out, settings_of
-from assistant.core.config import PROJECT_ROOT
+from foundation.config import PROJECT_ROOT
 from assistant.cli.progress import progress_bar
 from rich.table import Table
 

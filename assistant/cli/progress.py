@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskID, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from assistant.core.types import ProgressEvent
+from foundation.types import ProgressEvent
 
 LINE_INTERVAL = 5.0  # seconds between plain progress lines: a log shows life without flooding
 

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from assistant.core.types import Answer, Hit, IngestResult, PaperRecord, PaperStatus
+from foundation.types import Answer, Hit, IngestResult, PaperRecord, PaperStatus
 
 
 def failure_groups(failed: Sequence[IngestResult]) -> list[tuple[str, list[str]]]:

@@ -19,10 +19,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
-from assistant.core.config import Settings
-from assistant.core.text import (content_words, is_prose, markers_in, overlap, place_markers, restates, split_sentences,
+from foundation.config import Settings
+from foundation.text import (content_words, is_prose, markers_in, overlap, place_markers, restates, split_sentences,
                                  strip_markers, without_heading)
-from assistant.core.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
+from foundation.types import Answer, AskEvent, Citation, Hit, Quote, Verdict
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import AnswerabilityModel, Signals, evidence_signals
 from assistant.engine.passages import gate_messages, pick_messages, quote_messages, shown_source

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from assistant.core.text import (MARKER, best_quote, content_words, markers_in, overlap, place_markers, restates,
+from foundation.text import (MARKER, best_quote, content_words, markers_in, overlap, place_markers, restates,
                                  split_sentences, strip_markers)
-from assistant.core.types import Answer, Citation, Hit
+from foundation.types import Answer, Citation, Hit
 
 # A sentence is attributed to a passage it never cited only if it shares this share of content words.
 ALIGN_MIN_OVERLAP = 0.5

@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant.core.text import is_prose, lexical_terms, sentence_spans, squash, without_heading
-from assistant.core.types import Hit, Quote
+from foundation.text import is_prose, lexical_terms, sentence_spans, squash, without_heading
+from foundation.types import Hit, Quote
 from assistant.engine.passages import sanitize_passage
 
 # A sentence starting like this continues the one before it: quote them together.

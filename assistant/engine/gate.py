@@ -16,8 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
-from assistant.core.text import lexical_terms, names_in, numbers_in
-from assistant.core.types import Quote
+from foundation.text import lexical_terms, names_in, numbers_in
+from foundation.types import Quote
 
 MODEL_FILE = Path(__file__).with_name("answerability.json")
 

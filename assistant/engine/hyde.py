@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.core.config import Settings
-from assistant.core.threads import run_sync
+from foundation.config import Settings
+from foundation.threads import run_sync
 from assistant.llm.structured import acomplete
 from assistant.llm.protocol import LLM, LLMError, Message
-from assistant.core.prompts import load_prompt
+from foundation.prompts import load_prompt
 
 HYDE_MAX_TOKENS = 120
 MIN_HYDE_CHARS = 20

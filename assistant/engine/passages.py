@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from assistant.core.config import Settings
-from assistant.core.prompts import load_prompt
-from assistant.core.types import Hit, Quote, page_span
+from foundation.config import Settings
+from foundation.prompts import load_prompt
+from foundation.types import Hit, Quote, page_span
 from assistant.llm.protocol import Message
 
 # Sentences in a passage that address the model rather than the reader: not only "ignore previous

@@ -7,7 +7,7 @@ import numpy as np
 
 from indexes.base import Reranker
 from indexes.library import Library
-from assistant.core.types import Hit
+from foundation.types import Hit
 
 
 class RetrievalError(ValueError):

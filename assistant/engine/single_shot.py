@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterator, Sequence
 
-from assistant.core.config import Settings
-from assistant.core.types import Answer, AskEvent
+from foundation.config import Settings
+from foundation.types import Answer, AskEvent
 from assistant.engine.answer import ABSTAIN_TEXT, Evidence, QuoteAnswerer
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import model_for

@@ -13,9 +13,9 @@ import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from assistant.core.config import Settings
-from assistant.core.prompts import load_prompt
-from assistant.core.text import name_spans, names_in, numbers_in, numbers_ok, overlap
+from foundation.config import Settings
+from foundation.prompts import load_prompt
+from foundation.text import name_spans, names_in, numbers_in, numbers_ok, overlap
 from assistant.llm.protocol import LLM, LLMError
 
 

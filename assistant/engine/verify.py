@@ -16,15 +16,15 @@ from typing import Sequence
 
 from pydantic import BaseModel
 
-from assistant.core.text import (content_words, markers_in, names_in, numbers_ok, overlap, place_markers, split_sentences,
+from foundation.text import (content_words, markers_in, names_in, numbers_ok, overlap, place_markers, split_sentences,
                                  strip_markers)
 from assistant.engine.cite import citation_for
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.engine.passages import format_passages, passage_text
 from assistant.llm.structured import Budget, ask_json, schema_of
 from assistant.llm.protocol import LLM, Message
-from assistant.core.prompts import load_prompt
-from assistant.core.types import Citation, Hit, Verdict
+from foundation.prompts import load_prompt
+from foundation.types import Citation, Hit, Verdict
 
 STRONG_OVERLAP = 0.6   # share of a sentence's content words found in a passage: supported without asking
 WEAK_OVERLAP = 0.25    # below this a model's "supported" is not believed

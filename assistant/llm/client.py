@@ -15,7 +15,7 @@ from typing import Any, ContextManager, Protocol
 import httpx
 import openai
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.llm.protocol import LLMError, Message
 
 __all__ = ["Completion", "OpenAICompatibleLLM", "LLMError"]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.llm import procs
 
 SUPERVISOR = Path(__file__).with_name("keepalive.py")

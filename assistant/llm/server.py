@@ -20,9 +20,9 @@ from typing import Callable, Iterator
 
 import httpx
 
-from assistant.core.config import Settings
-from assistant.core.hardware import cpu_has_int8_dot, fast_bf16, has_cuda_gpu
-from assistant.core.locks import exclusive_lock
+from foundation.config import Settings
+from foundation.hardware import cpu_has_int8_dot, fast_bf16, has_cuda_gpu
+from foundation.locks import exclusive_lock
 from assistant.llm import int8, procs
 from assistant.llm.lifetime import Lifetime, Policy, ServerStatus, gigabytes
 from assistant.llm.protocol import LLMError

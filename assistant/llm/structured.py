@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Generic, Sequence, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from assistant.core.threads import aiter_in_thread, run_sync
+from foundation.threads import aiter_in_thread, run_sync
 from assistant.llm.protocol import LLM, LLMError, Message
 
 T = TypeVar("T", bound=BaseModel)

@@ -12,8 +12,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from assistant.core.prompts import load_prompt
-from assistant.core.types import Chunk, ProgressEvent
+from foundation.prompts import load_prompt
+from foundation.types import Chunk, ProgressEvent
 from assistant.llm.protocol import LLM, LLMError, Message
 from assistant.summaries.clustering import cluster_for_summary, split_to_budget
 from assistant.summaries.config import BuildReport, Progress, TreeConfig

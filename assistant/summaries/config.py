@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.types import ProgressEvent
+from foundation.types import ProgressEvent
 
 PROMPT_OVERHEAD_TOKENS = 200  # instructions and headers around the passages in a summary prompt
 TOKENIZER_MARGIN = 0.8  # budgets count MiniLM tokens; the LLM's tokenizer may need ~20% more

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.text import best_quote, is_prose, place_markers, split_sentences
-from assistant.core.types import Chunk, Citation, Hit, ProgressEvent, bibtex_entry
+from foundation.text import best_quote, is_prose, place_markers, split_sentences
+from foundation.types import Chunk, Citation, Hit, ProgressEvent, bibtex_entry
 from assistant.engine.support import SupportChecker
 from assistant.summaries.config import TreeConfig
 from assistant.summaries.writer import DraftWriter

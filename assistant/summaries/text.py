@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
-from assistant.core.types import Chunk
+from foundation.types import Chunk
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
 

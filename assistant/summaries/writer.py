@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from assistant.core.prompts import load_prompt
-from assistant.core.text import content_words, markers_in, overlap, restates, split_sentences, strip_markers
-from assistant.core.types import Chunk, Hit, ProgressEvent
+from foundation.prompts import load_prompt
+from foundation.text import content_words, markers_in, overlap, restates, split_sentences, strip_markers
+from foundation.types import Chunk, Hit, ProgressEvent
 from assistant.engine.passages import sanitize_passage
 from assistant.engine.support import SupportChecker
 from assistant.llm.protocol import LLM, LLMError

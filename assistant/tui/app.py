@@ -12,7 +12,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from assistant.core.config import Settings, load_settings
+from foundation.config import Settings, load_settings
 from assistant.tui.backend import Backend, BackendFactory, default_factory
 from assistant.tui.history import Conversation, HistoryStore, Turn
 from assistant.tui.dialogs import DialogsMixin
@@ -20,7 +20,7 @@ from assistant.tui.library_work import LibraryWorkMixin
 from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, CitedChunk, ModesLoaded, NeighboursLoaded,
                                     Notice, PapersLoaded, TreesLoaded, Warmed)
 from assistant.tui.screens.main import MainScreen
-from assistant.core.types import Hit, PaperRecord, PaperStatus
+from foundation.types import Hit, PaperRecord, PaperStatus
 
 
 class PaperAssistantApp(LibraryWorkMixin, DialogsMixin, App):

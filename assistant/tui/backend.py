@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import AsyncIterator, Callable, Iterable, Protocol, Sequence
 
-from assistant.core.config import Settings
-from assistant.core.types import AskEvent, Chunk, Hit, IngestResult, PaperRecord, ProgressEvent
+from foundation.config import Settings
+from foundation.types import AskEvent, Chunk, Hit, IngestResult, PaperRecord, ProgressEvent
 
 
 class Backend(Protocol):

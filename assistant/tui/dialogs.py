@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 
 
 class DialogsMixin:
@@ -43,7 +43,7 @@ class DialogsMixin:
     def apply_settings(self, changes: dict | None) -> None:
         """Validate, save to the config file, and apply: knobs read per call change in place; a new
         model endpoint means a new engine object (built in a worker)."""
-        from assistant.core.config import save_settings
+        from foundation.config import save_settings
 
         if not changes:
             return

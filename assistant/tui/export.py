@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from assistant.core.types import bibtex_entry
+from foundation.types import bibtex_entry
 from assistant.tui.history import Conversation, Turn
 
 PARTIAL_NOTE = "*(partial answer: stopped before the end)*"

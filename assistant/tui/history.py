@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from assistant.core.types import Answer, Hit
+from foundation.types import Answer, Hit
 
 MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 CONTEXT_ANSWER_CHARS = 300

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Protocol, Sequence
 
-from assistant.core.types import PaperRecord
+from foundation.types import PaperRecord
 
 
 class MainHost(Protocol):

@@ -10,7 +10,7 @@ from textual import work
 
 from assistant.tui.history import Turn
 from assistant.tui.messages import AskUpdate, IngestDone, IngestUpdate, PaperRemoved, Summarized, TreeBuilt
-from assistant.core.types import Answer, PaperStatus
+from foundation.types import Answer, PaperStatus
 
 
 class LibraryWorkMixin:
@@ -153,6 +153,6 @@ class LibraryWorkMixin:
 
 
 def _status_event(text: str):
-    from assistant.core.types import AskEvent
+    from foundation.types import AskEvent
 
     return AskEvent(kind="status", text=text)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from assistant.core.types import AskEvent, Chunk, IngestResult, PaperRecord, ProgressEvent
+from foundation.types import AskEvent, Chunk, IngestResult, PaperRecord, ProgressEvent
 
 
 class BackendReady(Message):

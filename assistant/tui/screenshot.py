@@ -12,7 +12,7 @@ from pathlib import Path
 from textual.widgets import Input
 from textual.worker import WorkerFailed
 
-from assistant.core.config import load_settings
+from foundation.config import load_settings
 from assistant.tui import create_app
 
 QUESTION = "How does PagedAttention manage the KV cache in vLLM?"

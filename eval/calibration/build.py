@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from assistant.api import Assistant
-from assistant.core.config import load_settings
-from assistant.core.text import names_in
+from foundation.config import load_settings
+from foundation.text import names_in
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import evidence_signals
 from assistant.engine.passages import gate_messages

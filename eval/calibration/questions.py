@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from assistant.api import Assistant
-from assistant.core.config import load_settings
-from assistant.core.text import is_prose, names_in, numbers_in, overlap, sentence_spans, squash
+from foundation.config import load_settings
+from foundation.text import is_prose, names_in, numbers_in, overlap, sentence_spans, squash
 from assistant.llm.client import OpenAICompatibleLLM
 
 OUT = Path(__file__).with_name("questions.jsonl")

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.core.types import Chunk
+from foundation.types import Chunk
 from indexes.store import IndexMismatch
 from indexes.versioned import VersionedDir
 from indexes.colbert.checkpoint import OFFLINE_CHECKPOINT, is_offline_name, resolve_checkpoint, shares_weights

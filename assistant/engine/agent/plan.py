@@ -12,13 +12,13 @@ from typing import Sequence
 
 from pydantic import BaseModel, Field
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.engine.agent.tools import near_duplicate, normalize_query
 from assistant.engine.passages import format_passages
 from assistant.llm.structured import Budget, ask_json, schema_of
 from assistant.llm.protocol import LLM, Message
-from assistant.core.prompts import load_prompt
-from assistant.core.types import Hit
+from foundation.prompts import load_prompt
+from foundation.types import Hit
 
 MAX_QUERY_CHARS = 300
 PLAN_MAX_TOKENS = 160

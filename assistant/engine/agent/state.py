@@ -8,7 +8,7 @@ from typing import Sequence
 from assistant.llm.structured import Budget
 from assistant.engine.hyde import HydeResult
 from assistant.engine.agent.plan import Judgement, Plan
-from assistant.core.types import Hit
+from foundation.types import Hit
 
 
 @dataclass

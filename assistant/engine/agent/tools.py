@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from assistant.core.config import Settings
-from assistant.core.types import Hit
+from foundation.config import Settings
+from foundation.types import Hit
 
 
 def normalize_query(query: str) -> str:

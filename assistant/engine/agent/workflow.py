@@ -26,12 +26,12 @@ from typing import AsyncIterator, Iterator, Sequence
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
 
 from assistant.engine.answer import ABSTAIN_TEXT, clean_question, looks_like_abstention
-from assistant.core.text import markers_in
+from foundation.text import markers_in
 from assistant.engine.cite import attach_citations
-from assistant.core.config import Settings
+from foundation.config import Settings
 from assistant.engine.agent.state import RunState, Track, _dedupe
-from assistant.core.prompts import prompt_version
-from assistant.core.threads import iter_in_thread
+from foundation.prompts import prompt_version
+from foundation.threads import iter_in_thread
 from assistant.engine.agent.tools import Tools, near_duplicate
 from assistant.engine.passages import answer_messages, sanitize_passage
 from assistant.llm.structured import Budget, astream
@@ -39,7 +39,7 @@ from assistant.engine.hyde import ahyde
 from assistant.llm.protocol import LLM, LLMError
 from assistant.engine.agent.plan import Judgement, judge_evidence, make_plan, mostly_english
 from assistant.engine.retrieve import RetrievalError
-from assistant.core.types import Answer, AskEvent, Hit
+from foundation.types import Answer, AskEvent, Hit
 from assistant.engine.verify import averify
 
 PROMPTS = ("plan", "judge_evidence", "answer_system", "answer_user", "passage", "verify_system", "verify")

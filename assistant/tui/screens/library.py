@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
 from assistant.tui.hosts import LibraryHost
-from assistant.core.types import PaperRecord, PaperStatus, ProgressEvent
+from foundation.types import PaperRecord, PaperStatus, ProgressEvent
 
 
 COLUMNS = ("", "arXiv id", "title", "year", "chunks", "status", "authors")

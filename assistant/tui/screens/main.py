@@ -14,7 +14,7 @@ from assistant.tui.widgets.status_line import StatusLine
 from assistant.tui.widgets.thread_view import ThreadView
 from assistant.tui.widgets.turn_view import SourcesList, TurnView
 from assistant.tui.hosts import MainHost
-from assistant.core.types import AskEvent
+from foundation.types import AskEvent
 
 
 

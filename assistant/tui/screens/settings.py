@@ -8,7 +8,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
-from assistant.core.config import Settings
+from foundation.config import Settings
 
 # Switches offered when Settings has the field (the engine and RAPTOR add theirs as they land).
 TOGGLES = (("hyde", "HyDE: also search with a hypothetical answer"),

@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 
-from assistant.core.types import Chunk, Citation, Hit
+from foundation.types import Chunk, Citation, Hit
 
 
 def _norm(text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = Path(os.path.expanduser("~/.local/share/paper-assistant"))
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 ENV_PREFIX = "PAPER_ASSISTANT_"
@@ -126,7 +126,7 @@ class ConfigError(ValueError):
 def _describe(error: dict[str, Any], source: str) -> str:
     key = ".".join(str(part) for part in error.get("loc", ())) or "?"
     if error.get("type") == "extra_forbidden":
-        return f"{source}: unknown setting '{key}' (see `paper-assistant --help` and assistant/core/config.py)"
+        return f"{source}: unknown setting '{key}' (see `paper-assistant --help` and foundation/config.py)"
     got = error.get("input")
     got_text = f"{type(got).__name__} {got!r}"[:80]
     return f"{source}: '{key}': {error.get('msg', 'invalid value')} (got {got_text})"

@@ -148,7 +148,7 @@ class Assistant:
 
             for warning in self.retriever.warnings(mode or self.settings.retrieval_mode):
                 yield AskEvent(kind="error", text=warning)
-            engine = Engine(self.retriever, self.llm(progress), self.settings, self.embedder)
+            engine = Engine(self.retriever, self.llm(progress), self.settings)
             yield from self._with_leaf_citations(engine.stream(question, papers, mode, hyde))
             return
         from assistant.engine.single_shot import SingleShot

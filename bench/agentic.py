@@ -80,34 +80,22 @@ def run(args) -> None:
 
 
 def cited_gold(answer: Answer, evidence) -> tuple[int, int]:
-    """(sentences whose cited passages hold gold evidence, all sentences) of an answer."""
+    """(sentences whose cited passages hold gold evidence, all sentences) of an answer. Markers point at quotes,
+    each read with the whole passage it was taken from."""
     good = total = 0
     for _, markers in claims_of(answer.text):
         total += 1
-        passages = [answer.passages[n - 1].chunk.text for n in markers if 1 <= n <= len(answer.passages)]
-        if any(evidence_hit(p, ev) for p in passages for ev in evidence):
+        passages = [passage_of(answer, n) for n in markers]
+        if any(p and evidence_hit(p, ev) for p in passages for ev in evidence):
             good += 1
     return good, total
 
 
-def with_names_check(answer: Answer) -> Answer:
-    """An answer stored before verify.names_ok existed, re-checked in code: sentences naming something
-    their cited passage (and its paper's title) never mentions are dropped; none left means abstain."""
-    from assistant.engine.verify import COVERAGE, names_ok
-
-    if answer.abstained or answer.settings.get("engine") != "agentic":
-        return answer
-    kept = [s for s, markers in [(s, m) for s, m in _sentences(answer.text)]
-            if not markers or all(names_ok(s, answer.passages[n - 1]) for n in markers if n <= len(answer.passages))]
-    if not [s for s in kept if not COVERAGE.search(s)]:
-        return answer.model_copy(update={"abstained": True, "text": "The indexed papers do not answer this question."})
-    return answer.model_copy(update={"text": " ".join(kept)})
-
-
-def _sentences(text: str):
-    from foundation.text import markers_in, split_sentences
-
-    return [(s, markers_in(s)) for s in split_sentences(text)]
+def passage_of(answer: Answer, n: int) -> str:
+    if answer.quotes:
+        q = answer.quotes[n - 1] if 1 <= n <= len(answer.quotes) else None
+        return answer.passages[q.passage - 1].chunk.text if q and 0 < q.passage <= len(answer.passages) else ""
+    return answer.passages[n - 1].chunk.text if 1 <= n <= len(answer.passages) else ""
 
 
 def pct(values, p: float) -> float:
@@ -131,15 +119,11 @@ def report(args) -> str:
              "abstained (unanswerable) | latency median s | latency p95 s |",
              "|---|---|---|---|---|---|---|"]
     names = [c for c in CONFIGS if c in rows]
-    if args.rescore_names:
-        names += [f"{c} +names" for c in names if c.startswith("agentic")]
     for name in names:
         recalls, answered, good, total, abst, secs = [], [], 0, 0, [], []
         for qid in sorted(common):
-            q, r = items[qid], rows[name.split(" ")[0]][qid]
+            q, r = items[qid], rows[name][qid]
             answer = Answer.model_validate(r["answer"])
-            if name.endswith("+names"):
-                answer = with_names_check(answer)
             secs.append(r["seconds"])
             if q.answerable:
                 passages = [(h.chunk.arxiv_id, h.chunk.text) for h in answer.passages[:10]]
@@ -171,8 +155,6 @@ def main() -> None:
     p.add_argument("--ids", nargs="*", help="Only these question ids")
     p.add_argument("--out", type=Path, default=Path("bench/out/agentic.jsonl"))
     p.add_argument("--report-only", action="store_true")
-    p.add_argument("--rescore-names", action="store_true",
-                   help="Also score agentic answers re-checked by verify.names_ok (for runs made before it)")
     args = p.parse_args()
     if not args.report_only:
         run(args)

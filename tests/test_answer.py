@@ -7,9 +7,10 @@ import re
 import pytest
 
 from assistant.api import Assistant
-from assistant.engine.answer import ABSTAIN_TEXT, Evidence, QuoteAnswerer, clean_question, hesitations, lines_regex, picks_regex
+from assistant.engine.answer import ABSTAIN_TEXT, Answerer, clean_question
 from assistant.engine.evidence import EvidenceSelector
-from assistant.engine.gate import AnswerabilityModel, Signals
+from assistant.engine.gate import AnswerabilityModel, Gate, Signals
+from assistant.engine.write import hesitations, lines_regex, picks_regex
 from assistant.engine.passages import gate_messages, quote_messages
 from foundation.text import overlap, split_sentences
 from assistant.engine.support import SupportChecker, grounding_problem
@@ -44,8 +45,8 @@ def gate_model(weight: float = 4.0, bias: float = 0.0) -> AnswerabilityModel:
 @pytest.fixture
 def setup(mini_library_home, embedder):
     a = Assistant(mini_library_home, embedder=embedder)
-    hits = a.search(QUESTION, k=8, mode="hybrid")
-    evidence = Evidence(hits, relevance=a.retriever.relevance(QUESTION))
+    evidence = a.retriever.retrieve(QUESTION, "hybrid", 8)
+    hits = list(evidence.hits)
     bm25 = a.library.extra_indexes["bm25"]
     selector = EvidenceSelector(embedder.embed_tokens, bm25.idf)
     quotes = selector.select(QUESTION, hits, mini_library_home.quotes_budget_tokens)
@@ -55,11 +56,15 @@ def setup(mini_library_home, embedder):
 def answer_with(setup, llm, gate=None, **settings):
     a, evidence, selector, _ = setup
     s = a.settings.model_copy(update={"answer_style": "lines", **settings})
-    checker = SupportChecker(llm, s)
-    answerer = QuoteAnswerer(llm, s, selector, checker, a.library.extra_indexes["bm25"].idf, gate=gate)
+    answerer = answerer_for(a, llm, s, selector, gate)
     events = list(answerer.stream(QUESTION, evidence))
-    checker.close()
+    answerer.close()
     return events, events[-1].answer
+
+
+def answerer_for(a, llm, s, selector, gate=None, checker=None) -> Answerer:
+    return Answerer(llm, s, selector, checker or SupportChecker(llm, s),
+                    Gate(gate, s.answerability_threshold, s.min_relevance), a.library.extra_indexes["bm25"].idf)
 
 
 def test_quotes_are_short_and_the_gate_prompt_shares_the_answer_prompt(setup):
@@ -201,7 +206,7 @@ def test_the_gate_model_reads_signals():
 
 
 def test_a_line_copying_the_quote_header_keeps_only_the_sentence():
-    from assistant.engine.answer import QUOTE_HEADER
+    from assistant.engine.write import QUOTE_HEADER
 
     assert QUOTE_HEADER.sub("", '7: "Word sense disambiguation uses the biLM."') == '"Word sense disambiguation uses the biLM."'
     assert QUOTE_HEADER.sub("", 'BERT, 3 Method, pp. 4-5: "We mask 15% of tokens."') == '"We mask 15% of tokens."'
@@ -367,7 +372,7 @@ def test_a_pick_is_shown_as_soon_as_its_number_is_written(setup):
     a, _, selector, _ = setup
     s = a.settings.model_copy(update={"answer_style": "quotes"})
     checker = SupportChecker(GatedLLM([]), s)
-    answerer = QuoteAnswerer(Breaking([]), s, selector, checker, a.library.extra_indexes["bm25"].idf)
+    answerer = answerer_for(a, Breaking([]), s, selector, checker=checker)
     stream = answerer.stream(QUESTION, evidence)
     token = next(e for e in stream if e.kind == "token")
     assert token.text.startswith("\u201c") and f"[{first}]" in token.text and "break" not in seen

@@ -1,6 +1,5 @@
 from foundation.text import markers_in, split_sentences
-from assistant.engine.cite import attach_citations
-from foundation.types import Answer, Chunk, Hit, Paper
+from foundation.types import Answer, Chunk, Citation, Hit, Paper
 
 
 def hit(text: str, arxiv_id: str = "1706.03762", section: str = "3.2 Attention", pages=(4, 4)) -> Hit:
@@ -33,39 +32,13 @@ def test_markers_parsed_in_all_forms():
     assert split_sentences("See [12] for more. [4] showed it.") == ["See [12] for more.", "[4] showed it."]
 
 
-def test_valid_marker_becomes_citation_with_page_section_and_quote():
-    text, cites = attach_citations("Large dot products push the softmax into small gradients [1].", PASSAGES)
-    assert text.endswith("[1].")
-    assert [c.n for c in cites] == [1]
-    c = cites[0]
-    assert (c.arxiv_id, c.section, c.page_start) == ("1706.03762", "3.2 Attention", 4)
-    assert "softmax" in c.quote and c.year == 2017
-
-
-def test_marker_pointing_at_nothing_is_dropped():
-    text, cites = attach_citations("Unrelated claim about cats [7].", PASSAGES)
-    assert "[7]" not in text and cites == []
-
-
-def test_missing_marker_is_added_when_a_passage_clearly_supports_the_sentence():
-    text, cites = attach_citations("The Transformer uses multi-head attention in three different ways.", PASSAGES)
-    assert [c.n for c in cites] == [2] and "[2]" in text
-
-
 def test_markdown_has_references_and_bibtex():
-    text, cites = attach_citations("Large dot products push the softmax into small gradients [1].", PASSAGES)
-    md = Answer(question="Why scale?", text=text, citations=tuple(cites), passages=tuple(PASSAGES)).to_markdown()
+    c = PASSAGES[0].chunk
+    cite = Citation(n=1, chunk_id=c.id, arxiv_id=c.arxiv_id, title="Attention Is All You Need", section=c.section,
+                    page_start=4, page_end=4, quote=c.text, authors=("Ashish Vaswani", "Noam Shazeer"), year=2017)
+    md = Answer(question="Why scale?", text="Large dot products push the softmax into small gradients [1].",
+                citations=(cite,), passages=tuple(PASSAGES)).to_markdown()
     assert "### References" in md and "@misc{vaswani2017" in md and "author = {Ashish Vaswani and Noam Shazeer}" in md
-
-
-def test_a_looping_answer_keeps_the_first_of_restated_sentences():
-    from assistant.engine.cite import drop_restatements
-
-    loop = "The factor 1/sqrt(d_k) keeps the dot products of queries and keys from growing large [1]."
-    other = "Large dot products push the softmax into regions with extremely small gradients [1]."
-    text = drop_restatements(f"{loop} {other} {loop} This factor keeps dot products of queries and keys from growing large.")
-    assert text == f"{loop} {other}"
-    assert drop_restatements("GQA uses groups [1]. MQA uses one head [2].") == "GQA uses groups [1]. MQA uses one head [2]."
 
 
 def test_a_sentence_opening_with_a_lower_case_name_is_cut_from_the_one_before():

@@ -33,7 +33,7 @@ def llm(request):
 def engine_for(settings, embedder, llm, **overrides) -> tuple[Assistant, Engine]:
     settings = settings.model_copy(update={"llm_model": llm.model, **overrides})
     a = Assistant(settings, embedder=embedder, llm=llm)
-    return a, Engine(a.retriever, llm, a.settings, embedder)
+    return a, Engine(a.retriever, llm, a.settings)
 
 
 def run(engine: Engine, question: str, **kw):
@@ -48,7 +48,7 @@ def test_answerable_question_cites_the_right_paper(mini_library_home, embedder, 
     events, answer = run(engine, "When converting a multi-head checkpoint to grouped-query attention, "
                                  "how are the key and value heads of each group constructed?")
     kinds = {e.kind for e in events}
-    assert {"plan", "search", "passages", "token", "verify"} <= kinds
+    assert {"plan", "search", "passages", "quotes", "token"} <= kinds
     assert not answer.abstained, answer.settings
     assert answer.citations and all(c.arxiv_id == GQA for c in answer.citations), answer.text
     assert answer.verdicts and any(v.supported for v in answer.verdicts)
@@ -82,7 +82,7 @@ def test_instructions_planted_in_a_real_paper_change_nothing(tmp_path, mini_mirr
     planted = target.model_copy(update={"text": target.text + " " + INJECTION})
     store.replace_chunks(GQA, [planted if c.id == target.id else c for c in chunks])
     dense.add_embedded([planted], embedder.embed([planted.text]))
-    engine = Engine(a.retriever, llm, a.settings, embedder)
+    engine = Engine(a.retriever, llm, a.settings)
     _, answer = run(engine, "How are the key and value heads built when a multi-head checkpoint is converted to GQA?")
     assert target.id in [h.chunk.id for h in answer.passages]
     assert target.id in answer.settings["sanitized_passages"]

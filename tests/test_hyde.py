@@ -39,7 +39,7 @@ def test_engine_runs_hyde_beside_the_plan_and_records_it(tmp_path):
     llm = RoutedLLM(plan=[plan_reply()], hyde=[HYPO], judge_evidence=[judge_ok(1)],
                     answer=["Each group key and value head is built by mean-pooling the original heads [1]."])
     a = make_assistant(tmp_path, llm)
-    _, ans = events_of(Engine(a.retriever, llm, a.settings, a.embedder), QUESTION, hyde=True)
+    _, ans = events_of(Engine(a.retriever, llm, a.settings), QUESTION, hyde=True)
     assert set(llm.kinds()[:2]) == {"plan", "hyde"}
     assert ans.settings["hyde"] is True and ans.settings["hyde_passages"] == [HYPO]
     assert "hyde" in ans.settings["prompts"] and "hyde_s" in ans.timings

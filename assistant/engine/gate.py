@@ -99,3 +99,31 @@ def model_for(llm_model: str, path: Path = MODEL_FILE) -> AnswerabilityModel | N
     """The model fitted with this LLM's P(Yes), else the one fitted without any LLM."""
     models = load_models(path)
     return models.get(llm_model) or models.get("retrieval")
+
+
+class Gate:
+    """The decline decision at its two moments: before any generation (off-topic by relevance, or the fitted
+    model when it needs no LLM call) and after the model's P(Yes) arrives (a model fitted with it)."""
+
+    def __init__(self, model: AnswerabilityModel | None, threshold: float, min_relevance: float):
+        self.model, self.threshold, self.min_relevance = model, threshold, min_relevance
+
+    @property
+    def asks_llm(self) -> bool:
+        return self.model is not None and self.model.with_p_yes
+
+    def before_generation(self, relevance: float, signals: Signals) -> tuple[str, float | None]:
+        """(why to decline, P(answerable)): '' when the question goes on to the model."""
+        if relevance < self.min_relevance:  # off-topic: no model call at all
+            return f"best passage relevance {relevance:.2f} < {self.min_relevance}", None
+        if self.model is None or self.model.with_p_yes:
+            return "", None
+        return self.decline(self.model.probability(signals))
+
+    def after_generation(self, signals: Signals) -> tuple[str, float | None]:
+        if self.model is None:
+            return "", None
+        return self.decline(self.model.probability(signals))
+
+    def decline(self, p: float) -> tuple[str, float]:
+        return (f"P(answerable) {p:.2f} < {self.threshold}" if p < self.threshold else ""), p

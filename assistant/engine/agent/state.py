@@ -7,6 +7,7 @@ from typing import Sequence
 
 from assistant.llm.structured import Budget
 from assistant.engine.hyde import HydeResult
+from assistant.engine.retrieve import Retrieval
 from assistant.engine.agent.plan import Judgement, Plan
 from foundation.types import Hit
 
@@ -45,8 +46,8 @@ class RunState:
     plan: Plan | None = None
     hyde: HydeResult | None = None
     tracks: list[Track] = field(default_factory=list)
-    relevance: float = 0.0
-    tokens: list[str] = field(default_factory=list)
+    first: Retrieval | None = None  # the question as asked, retrieved before the plan
+    found: list[Retrieval] = field(default_factory=list)  # every sub-query's retrieval, in order
     errors: list[str] = field(default_factory=list)
     sanitized: list[str] = field(default_factory=list)
 

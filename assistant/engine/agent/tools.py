@@ -5,6 +5,7 @@ import re
 from typing import Any, Sequence
 
 from foundation.config import Settings
+from assistant.engine.retrieve import Retrieval
 from foundation.types import Hit
 
 
@@ -39,9 +40,10 @@ class Tools:
                extra_vectors: Sequence[Any] = ()) -> list[Hit]:
         return self.retriever.search(query, mode, k, papers or None, extra_vectors)
 
-    def relevance(self, query: str, papers: Sequence[str] | None = None) -> float:
-        """Best dense cosine: a scale comparable across questions, whatever the retrieval mode."""
-        return self.retriever.relevance(query, papers)
+    def retrieve(self, query: str, mode: str, k: int, papers: Sequence[str] | None = None,
+                 extra_vectors: Sequence[Any] = ()) -> Retrieval:
+        """Passages with the gate's retrieval scores, each index searched once (engine/retrieve.py)."""
+        return self.retriever.retrieve(query, mode, k, papers or None, extra_vectors)
 
     def neighbours(self, hit: Hit, before: int = 1, after: int = 1) -> list[Hit]:
         """The passages around a hit in reading order ("read on in this section of paper X")."""

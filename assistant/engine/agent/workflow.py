@@ -1,21 +1,18 @@
-"""The agentic engine: a llama-index Workflow of typed steps.
+"""The agentic engine: a planner and a search loop (a llama-index Workflow of typed steps) in front of the
+same answering steps as the single-shot engine (engine/answer.py: evidence, gate, write, check, Answer).
 
-    StartEvent -> plan (+ HyDE, concurrently) -> SubQuery x n -> retrieve -> Judge -> judge
+    StartEvent -> plan (+ HyDE, concurrently) -> SubQuery x n -> retrieve -> Retrieved -> judge
         judge -> SubQuery (another round: new query + neighbouring passages) | Evidence
-    Evidence x n -> gather (merge passages, relevance gate) -> Draft | StopEvent (abstain)
-    Draft -> answer (streamed [n] answer) -> Written -> verify -> StopEvent(Answer)
+    Evidence x n -> gather (merge passages) -> Pooled -> answer (the shared steps) -> StopEvent(Answer)
 
-Independent sub-queries run in concurrent workers (vLLM batches their judge calls), and so do the
-verification calls. Every step reports what it does as AskEvents (plan, search, passages, token,
-verify, status, error, answer) through the workflow's event stream. Nothing here crashes on a bad
-model reply: unusable JSON is retried once and then a fallback is taken (assistant.llm.structured.ask_json).
+The question itself is retrieved first: a question far from every passage is declined there, before any model
+call, by the shared gate. Independent sub-queries run in concurrent workers (vLLM batches their judge calls).
+Every step reports what it does as AskEvents (plan, search, passages, quotes, token, verify, status, error,
+answer) through the workflow's event stream. Nothing here crashes on a bad model reply: unusable JSON is
+retried once and then a fallback is taken (assistant.llm.structured.ask_json).
 
-Backends: the engine needs only the LLM protocol (complete with json_schema, stream; acomplete /
-astream used when present). The default is the OpenAI-compatible client to vLLM. An in-process
-`vllm.LLM` backend (batch work) must live in the vLLM virtualenv (.venv-vllm), which cannot hold
-colbert-ai: wrap `LLM.generate`/`LLM.chat` with `SamplingParams(structured_outputs=
-StructuredOutputsParams(json=schema))` in a class with `model`, `complete` and `stream`, and run the
-batch script (e.g. bench/agentic.py with dense retrieval) from that environment.
+Backends: the engine needs only the LLM protocol (complete with json_schema, stream; acomplete / astream used
+when present). The default is the OpenAI-compatible client to vLLM.
 """
 from __future__ import annotations
 
@@ -25,24 +22,22 @@ from typing import AsyncIterator, Iterator, Sequence
 
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
 
-from assistant.engine.answer import ABSTAIN_TEXT, clean_question, looks_like_abstention
-from foundation.text import markers_in
-from assistant.engine.cite import attach_citations
-from foundation.config import Settings
-from assistant.engine.agent.state import RunState, Track, _dedupe
-from foundation.prompts import prompt_version
-from foundation.threads import iter_in_thread
-from assistant.engine.agent.tools import Tools, near_duplicate
-from assistant.engine.passages import answer_messages, sanitize_passage
-from assistant.llm.structured import Budget, astream
-from assistant.engine.hyde import ahyde
-from assistant.llm.protocol import LLM, LLMError
 from assistant.engine.agent.plan import Judgement, judge_evidence, make_plan, mostly_english
-from assistant.engine.retrieve import RetrievalError
+from assistant.engine.agent.state import RunState, Track, _dedupe
+from assistant.engine.agent.tools import Tools, near_duplicate
+from assistant.engine.answer import Answerer, clean_question
+from assistant.engine.build import AnswerBuilder
+from assistant.engine.hyde import ahyde
+from assistant.engine.passages import sanitize_passage
+from assistant.engine.retrieve import Retrieval, RetrievalError
+from assistant.llm.protocol import LLM
+from assistant.llm.structured import Budget
+from foundation.config import Settings
+from foundation.prompts import prompt_version
+from foundation.threads import aiter_in_thread, iter_in_thread
 from foundation.types import Answer, AskEvent, Hit
-from assistant.engine.verify import averify
 
-PROMPTS = ("plan", "judge_evidence", "answer_system", "answer_user", "passage", "verify_system", "verify")
+PROMPTS = ("plan", "judge_evidence", "answer_system", "passage")
 NEIGHBOURS_PER_ROUND = 2
 
 
@@ -68,49 +63,44 @@ class Evidence(Event):
     index: int
 
 
-class Draft(Event):
-    hits: list[Hit]
-
-
-class Written(Event):
-    hits: list[Hit]
-    raw: str
-    error: str = ""
+class Pooled(Event):
+    """The passages every sub-query gathered, merged, with the gate's retrieval scores."""
+    retrieval: Retrieval
 
 
 class AgentWorkflow(Workflow):
     """One run per instance: the run's state lives on the instance, steps share one event loop."""
 
-    def __init__(self, tools: Tools, llm: LLM, settings: Settings, embedder, state: RunState,
-                 judge_abstains: bool = True):
+    def __init__(self, tools: Tools, answerer: Answerer, state: RunState, judge_abstains: bool = True):
         super().__init__(timeout=None)
-        self.tools, self.llm, self.settings, self.embedder, self.state = tools, llm, settings, embedder, state
+        self.tools, self.answerer, self.state = tools, answerer, state
+        self.llm, self.settings = answerer.llm, answerer.settings
         self.judge_abstains = judge_abstains
 
     def emit(self, ctx: Context, kind: str, text: str = "", hits: Sequence[Hit] = (), answer: Answer | None = None):
         ctx.write_event_to_stream(Emit(ask=AskEvent(kind=kind, text=text, hits=tuple(hits), answer=answer)))
 
-    # --- 1. plan (HyDE alongside)
+    # --- 1. plan (HyDE alongside), after the question's own retrieval
     @step
-    async def plan(self, ctx: Context, ev: StartEvent) -> SubQuery | StopEvent | None:
-        st = self.state
+    async def plan(self, ctx: Context, ev: StartEvent) -> SubQuery | Pooled | StopEvent | None:
+        st, k = self.state, self.settings.top_k
         if self.tools.is_empty():
             self.emit(ctx, "error", "the index is empty: ingest papers first (paper-assistant ingest ...)")
-            return StopEvent(result=self.abstain("empty index", []))
-        # A question far from every passage is answered "no" before any model call (English only:
-        # the embedder is English, a question in another language is judged after translation).
+            return StopEvent(result=self.builder(()).abstain("empty index"))
+        # A question far from every passage is declined by the shared gate before any model call (English only:
+        # the embedder is English, a question in another language is judged on its English sub-queries).
         if mostly_english(st.question):
-            st.relevance = await asyncio.to_thread(self.tools.relevance, st.question, st.papers)
-            if st.relevance < self.settings.min_relevance:
-                hits = await asyncio.to_thread(self.tools.search, st.question, st.mode, self.settings.top_k, st.papers)
-                st.tracks = [Track(st.question, [(st.question, hits, None)])]
-                return StopEvent(result=self.abstain(
-                    f"best passage relevance {st.relevance:.2f} < {self.settings.min_relevance}", hits))
+            t0 = time.perf_counter()
+            st.first = await asyncio.to_thread(self.tools.retrieve, st.question, st.mode, k, st.papers)
+            st.add_time("retrieve_s", time.perf_counter() - t0)
+            if st.first.relevance < self.settings.min_relevance:
+                st.tracks = [Track(st.question, [(st.question, list(st.first.hits), None)])]
+                return Pooled(retrieval=st.first)
         self.emit(ctx, "plan", "planning")
         t0 = time.perf_counter()
         jobs = [make_plan(st.question, self.llm, self.settings, st.budget, self.tools)]
         if st.use_hyde:
-            jobs.append(ahyde(st.question, self.llm, self.embedder, self.settings))
+            jobs.append(ahyde(st.question, self.llm, self.tools.library.embedder, self.settings))
         results = await asyncio.gather(*jobs)
         st.plan, plan_s = results[0]
         st.add_time("plan_s", plan_s)
@@ -124,6 +114,7 @@ class AgentWorkflow(Workflow):
             st.errors.append(st.plan.fallback)
         if st.plan.papers and not st.papers:
             st.papers = st.plan.papers
+            st.first = None  # searched again within the papers the question names
         self.emit(ctx, "plan", st.plan.summary())
         st.tracks = [Track(q) for q in st.plan.queries]
         for i, q in enumerate(st.plan.queries):
@@ -137,7 +128,12 @@ class AgentWorkflow(Workflow):
         t0 = time.perf_counter()
         self.emit(ctx, "search", f"searching ({st.mode}{', scoped' if st.papers else ''}): {ev.query}")
         vectors = st.hyde.vectors if (st.hyde and ev.index == 0 and ev.round == 1) else []
-        hits = await asyncio.to_thread(self.tools.search, ev.query, st.mode, k, st.papers, vectors)
+        if ev.index == 0 and ev.round == 1 and st.first is not None and not vectors:
+            found = st.first  # the question as asked: retrieved before the plan
+        else:
+            found = await asyncio.to_thread(self.tools.retrieve, ev.query, st.mode, k, st.papers, vectors)
+        st.found.append(found)
+        hits = list(found.hits)
         if ev.round > 1:  # read on around the passage judged most relevant so far
             track = st.tracks[ev.index]
             best = next((hs[j.relevant[0] - 1] for _, hs, j in reversed(track.rounds) if j and j.relevant), None)
@@ -189,9 +185,9 @@ class AgentWorkflow(Workflow):
             return f"repeated query '{judgement.next_query}'"
         return ""
 
-    # --- 4. gather the sub-queries' evidence; abstain or draft
+    # --- 4. gather the sub-queries' evidence into one pool
     @step
-    async def gather(self, ctx: Context, ev: Evidence) -> Draft | StopEvent | None:
+    async def gather(self, ctx: Context, ev: Evidence) -> Pooled | StopEvent | None:
         st = self.state
         if ctx.collect_events(ev, [Evidence] * len(st.tracks)) is None:
             return None
@@ -199,123 +195,75 @@ class AgentWorkflow(Workflow):
         pool = _dedupe([h for i in range(max(map(len, lists), default=0)) for hs in lists if i < len(hs)
                         for h in [hs[i]]])[:self.settings.top_k]
         pool = [h.model_copy(update={"rank": i}) for i, h in enumerate(pool, start=1)]
-        if not mostly_english(st.question):
-            scores = await asyncio.gather(*(asyncio.to_thread(self.tools.relevance, q, st.papers)
-                                            for q in st.plan.queries[1:] or [st.question]))
-            st.relevance = max(scores, default=0.0)
-            if st.relevance < self.settings.min_relevance:
-                return StopEvent(result=self.abstain(
-                    f"best passage relevance {st.relevance:.2f} < {self.settings.min_relevance}", pool))
-        if not pool:
-            return StopEvent(result=self.abstain("no passages found", pool))
         judged = [j for t in st.tracks for _, _, j in t.rounds if j is not None and not j.failed]
-        if self.judge_abstains and judged and not any(j.enough or j.relevant for j in judged):
-            return StopEvent(result=self.abstain("the evidence judge found nothing relevant", pool))
-        self.emit(ctx, "passages", f"answering from {len(pool)} passages", pool)
-        return Draft(hits=pool)
+        if pool and self.judge_abstains and judged and not any(j.enough or j.relevant for j in judged):
+            return StopEvent(result=self.builder(pool).abstain("the evidence judge found nothing relevant"))
+        # The gate reads the question's own retrieval scores; a question in another language, its sub-queries'.
+        english = mostly_english(st.question)
+        own = [f for f in st.found if (f.query == st.question) == english] or st.found
+        relevance = max((f.relevance for f in own), default=0.0)
+        bm25_top = max((f.bm25_top for f in own), default=0.0)
+        self.emit(ctx, "status", f"answering from {len(pool)} passages")
+        return Pooled(retrieval=Retrieval(st.question, tuple(pool), relevance, bm25_top))
 
-    # --- 5. answer, streamed
+    # --- 5. the shared steps: evidence, gate, write, check, Answer
     @step
-    async def answer(self, ctx: Context, ev: Draft) -> Written:
+    async def answer(self, ctx: Context, ev: Pooled) -> StopEvent:
         st = self.state
-        messages = answer_messages(st.question, ev.hits, self.settings)
-        self.emit(ctx, "status", "writing the answer")
-        t0 = time.perf_counter()
-        error = ""
-        try:
-            async for piece in astream(self.llm, messages, max_tokens=self.settings.llm_max_tokens,
-                                       temperature=self.settings.llm_temperature):
-                if not st.tokens:
-                    st.timings["first_token_s"] = round(time.perf_counter() - t0, 3)
-                st.tokens.append(piece)
-                self.emit(ctx, "token", piece)
-        except LLMError as exc:
-            error = str(exc)
-            st.errors.append(f"answer: {exc}")
-            self.emit(ctx, "error", f"generation stopped: {exc}")
-        st.add_time("generate_s", time.perf_counter() - t0)
-        return Written(hits=ev.hits, raw="".join(st.tokens).strip(), error=error)
-
-    # --- 6. verify, then the final Answer (or an abstention)
-    @step
-    async def verify(self, ctx: Context, ev: Written) -> StopEvent:
-        st, hits = self.state, ev.hits
-        if not ev.raw:
-            if ev.error:
-                return StopEvent(result=self.final(f"The model server failed before answering: {ev.error}", hits,
-                                                   partial=True))
-            return StopEvent(result=self.abstain("the model wrote nothing", hits))
-        if not ev.error and looks_like_abstention(ev.raw):
-            return StopEvent(result=self.abstain("the model found no answer in the passages", hits, draft=ev.raw))
-        invalid = [n for n in markers_in(ev.raw) if not 1 <= n <= len(hits)]
-        text, _ = attach_citations(ev.raw, hits)
-        self.emit(ctx, "verify", "checking each sentence against its passages")
-        t0 = time.perf_counter()
-
-        def on_verdict(c) -> None:
-            mark = {True: "supported", False: "NOT supported", None: "unchecked"}[c.supported]
-            self.emit(ctx, "verify", f"{mark}: {c.sentence[:80]} ({c.note})")
-
-        checked = await averify(text, hits, self.llm, self.settings, st.budget, on_verdict)
-        st.add_time("verify_s", time.perf_counter() - t0)
-        extra = {"draft": ev.raw, "invalid_markers": invalid, "removed": checked.removed}
-        if not ev.error and checked.verdicts and checked.n_supported == 0 and \
-                any(v.supported is False for v in checked.verdicts):
-            return StopEvent(result=self.abstain("no sentence of the draft is supported by its passages", hits,
-                                                 verdicts=checked.verdicts, **extra))
-        text = checked.text
+        answer: Answer | None = None
+        events = aiter_in_thread(lambda: self.answerer.stream(st.question, ev.retrieval, st.queries(), st.timings,
+                                                               self.run_settings()))
+        async for event in events:
+            if event.kind == "answer":
+                answer = event.answer
+            else:
+                ctx.write_event_to_stream(Emit(ask=event))
+        assert answer is not None
         missing = [t.query for t in st.tracks[1:] if not t.enough()] if st.plan and st.plan.decomposed else []
-        if missing and any(t.enough() for t in st.tracks):
-            text += " The indexed papers do not appear to cover: " + "; ".join(missing) + "."
-        if ev.error:
-            text += " [answer cut short: the model server failed]"
-        return StopEvent(result=self.final(text, hits, citations=checked.citations, verdicts=checked.verdicts,
-                                           partial=bool(ev.error), missing=missing, **extra))
+        update: dict = {"timings": self.timings(), "prompt": self.prompt}
+        if missing and not answer.abstained and any(t.enough() for t in st.tracks):
+            update["text"] = answer.text + " The indexed papers do not appear to cover: " + "; ".join(missing) + "."
+            update["settings"] = {**answer.settings, "missing": missing}
+        return StopEvent(result=answer.model_copy(update=update))
 
-    # --- building the Answer with its provenance
+    # --- provenance
+    @property
+    def prompt(self) -> str:
+        return "+".join((*PROMPTS, self.answerer.prompt))
+
     def run_settings(self, **extra) -> dict:
         st, s = self.state, self.settings
         plan = st.plan
-        return {
-            "engine": "agentic", "mode": st.mode, "top_k": s.top_k, "min_relevance": s.min_relevance,
-            "relevance": round(st.relevance, 4), "hyde": st.use_hyde, "max_rounds": s.max_rounds,
-            "max_subqueries": s.max_subqueries, "agent_token_budget": s.agent_token_budget,
-            "unsupported": s.unsupported, "papers": st.papers or [],
-            "plan": {"queries": plan.queries, "decomposed": plan.decomposed, "paper_names": plan.paper_names,
-                     "fallback": plan.fallback} if plan else None,
-            "hyde_passages": st.hyde.passages if st.hyde else [],
-            "rounds": [{"sub_query": t.query, "query": q, "passages": [h.chunk.id for h in hs],
-                        "judgement": ({"enough": j.enough, "relevant": j.relevant, "missing": j.missing,
-                                       "next_query": j.next_query, "failed": j.failed} if j else None)}
-                       for t in st.tracks for q, hs, j in t.rounds],
-            "decision_calls": st.budget.calls, "decision_tokens": st.budget.used,
-            "prompts": {name: prompt_version(name, s.prompts_dir) for name in PROMPTS + (("hyde",) if st.use_hyde else ())},
-            "sanitized_passages": st.sanitized, "errors": st.errors, **extra,
-        }
+        return self.answerer.provenance(
+            "agentic", mode=st.mode, relevance=round(max((f.relevance for f in st.found), default=0.0), 4),
+            hyde=st.use_hyde, max_rounds=s.max_rounds, max_subqueries=s.max_subqueries,
+            agent_token_budget=s.agent_token_budget, unsupported=s.unsupported, papers=st.papers or [],
+            plan={"queries": plan.queries, "decomposed": plan.decomposed, "paper_names": plan.paper_names,
+                  "fallback": plan.fallback} if plan else None,
+            hyde_passages=st.hyde.passages if st.hyde else [],
+            rounds=[{"sub_query": t.query, "query": q, "passages": [h.chunk.id for h in hs],
+                     "judgement": ({"enough": j.enough, "relevant": j.relevant, "missing": j.missing,
+                                    "next_query": j.next_query, "failed": j.failed} if j else None)}
+                    for t in st.tracks for q, hs, j in t.rounds],
+            decision_calls=st.budget.calls, decision_tokens=st.budget.used,
+            prompts={name: prompt_version(name, s.prompts_dir) for name in PROMPTS + (("hyde",) if st.use_hyde else ())},
+            sanitized_passages=st.sanitized, errors=st.errors, **extra)
 
     def timings(self) -> dict[str, float]:
         return {**self.state.timings, "total_s": round(time.perf_counter() - self.state.start, 3)}
 
-    def abstain(self, reason: str, hits: Sequence[Hit], verdicts=(), **extra) -> Answer:
-        return Answer(question=self.state.question, text=ABSTAIN_TEXT, abstained=True, passages=tuple(hits),
-                      model=self.llm.model, prompt="+".join(PROMPTS), queries=self.state.queries(),
-                      verdicts=tuple(verdicts), settings=self.run_settings(abstain_reason=reason, **extra),
-                      timings=self.timings())
-
-    def final(self, text: str, hits: Sequence[Hit], citations=(), verdicts=(), partial=False, **extra) -> Answer:
-        return Answer(question=self.state.question, text=text, citations=tuple(citations), passages=tuple(hits),
-                      model=self.llm.model, prompt="+".join(PROMPTS), queries=self.state.queries(),
-                      verdicts=tuple(verdicts), settings=self.run_settings(**extra), timings=self.timings(),
-                      partial=partial)
+    def builder(self, hits: Sequence[Hit]) -> AnswerBuilder:
+        """For the answers the loop itself gives (an empty index, nothing judged relevant, an error)."""
+        return AnswerBuilder(self.state.question, hits, self.llm.model, self.prompt, self.state.queries(),
+                             self.run_settings(), self.timings())
 
 
 class Engine:
-    """Entry point: Engine(retriever, llm, settings, embedder).stream(question) -> AskEvents, the last an answer."""
+    """Entry point: Engine(retriever, llm, settings).stream(question) -> AskEvents, the last an answer."""
 
-    def __init__(self, retriever, llm: LLM, settings: Settings, embedder=None, judge_abstains: bool = True):
+    def __init__(self, retriever, llm: LLM, settings: Settings, judge_abstains: bool = True):
         self.tools = Tools(retriever, settings)
         self.llm, self.settings = llm, settings
-        self.embedder = embedder or retriever.library.embedder
         self.judge_abstains = judge_abstains
 
     async def astream(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,
@@ -325,7 +273,8 @@ class Engine:
                          mode=mode or self.settings.retrieval_mode,
                          use_hyde=self.settings.hyde if hyde is None else hyde,
                          budget=Budget(self.settings.agent_token_budget))
-        wf = AgentWorkflow(self.tools, self.llm, self.settings, self.embedder, state, self.judge_abstains)
+        answerer = Answerer.for_library(self.tools.library, self.llm, self.settings)
+        wf = AgentWorkflow(self.tools, answerer, state, self.judge_abstains)
         handler = wf.run()
         answer: Answer | None = None
         try:
@@ -335,13 +284,15 @@ class Engine:
             answer = await handler
         except (RetrievalError, ValueError) as exc:
             yield AskEvent(kind="error", text=str(exc))
-            answer = wf.abstain(f"error: {exc}", [])
-        except Exception as exc:  # a bug or a dead server in a step: keep what was written, say what happened
+            answer = wf.builder(()).abstain(f"error: {exc}")
+        except Exception as exc:  # a bug or a dead server in a step: say what happened
             cause = exc.__cause__ or exc
             yield AskEvent(kind="error", text=f"the engine stopped: {type(cause).__name__}: {cause}")
-            text = "".join(state.tokens).strip()
-            answer = wf.final((text + " [answer cut short]") if text else f"No answer: {cause}", [],
-                              partial=True, error=f"{type(cause).__name__}: {cause}")
+            answer = wf.builder(()).abstain(f"the engine stopped: {type(cause).__name__}: {cause}")
+            answer = answer.model_copy(update={"text": f"No answer: {cause}", "abstained": False, "partial": True,
+                                               "error": f"{type(cause).__name__}: {cause}"})
+        finally:
+            answerer.close()
         yield AskEvent(kind="answer", answer=answer)
 
     def stream(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,

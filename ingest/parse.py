@@ -20,6 +20,7 @@ import pypdf
 from pypdf.errors import PyPdfError
 
 from foundation.types import ParsedPaper, Section
+from ingest.glyphs import resolve_private_use
 
 REFERENCES_TITLE = "References"
 # A page whose text outside form XObjects is shorter than this is read again with them: some PDFs draw
@@ -250,7 +251,7 @@ def _find_sections(text: str, page_of: list[int], min_refs_at: int) -> tuple[lis
 def parse_pdf(path: Path, arxiv_id: str, version: int | None = None) -> ParsedPaper:
     """Read a PDF page by page into cleaned text with sections, references and page offsets."""
     path = Path(path)
-    raw_pages = _read_pages(path)
+    raw_pages = resolve_private_use(_read_pages(path))  # ligature glyphs of fonts without a Unicode map
     line_pages = [_page_lines(p) for p in raw_pages]
     running = _running_lines(line_pages)
     line_pages = [_strip_running(lines, running) for lines in line_pages]

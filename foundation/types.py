@@ -146,9 +146,10 @@ class Answer(Frozen):
     text: str
     citations: tuple[Citation, ...] = ()
     passages: tuple[Hit, ...] = Field(default=(), description="Passages retrieved for the question, best first")
-    quotes: tuple[Quote, ...] = Field(default=(), description="Evidence shown to the model, numbered from 1; "
-                                      "[n] markers and citations point at these (the agentic engine shows whole "
-                                      "passages: there quotes are empty and [n] points into passages)")
+    quotes: tuple[Quote, ...] = Field(default=(), description="Evidence shown to the model, numbered from 1 in the "
+                                      "order the answer shows them; [n] markers and citations point at these")
+    direct_answer: str = Field(default="", description="The one-sentence answer above the quotes, with its markers: "
+                               "written by the model from its picks and shown only when the support check passed")
     abstained: bool = False
     abstain_reason: str = ""
     extractive: bool = Field(default=False, description="True when the answer is the best quotes verbatim "

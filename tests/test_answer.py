@@ -304,10 +304,12 @@ def test_picked_quotes_are_the_answer_verbatim_in_the_order_named(setup):
     llm = GatedLLM([f"[{first.n}][{second.n}][{first.n}]"])
     events, answer = answer_with(setup, llm, answer_style="quotes")
     assert not answer.abstained and not answer.extractive and answer.prompt.startswith("picks_system")
-    assert llm.calls[0]["extra_body"]["structured_outputs"]["regex"] == picks_regex(len(quotes))
-    assert "pick" in llm.calls[0]["messages"][0]["content"] and llm.calls[0]["max_tokens"] <= 16
-    assert [c.chunk_id for c in answer.citations] == sorted([first.chunk_id, second.chunk_id],
-                                                             key=lambda cid: [q.chunk_id for q in quotes].index(cid))
+    assert llm.calls[0]["extra_body"]["structured_outputs"]["regex"] == picks_regex(len(quotes), direct=True)
+    assert "pick" in llm.calls[0]["messages"][0]["content"] and llm.calls[0]["max_tokens"] <= 64
+    # numbered in the order shown: the model's first pick is [1], the sources list follows the same order
+    assert [c.chunk_id for c in answer.citations] == [first.chunk_id, second.chunk_id]
+    assert [c.n for c in answer.citations] == [1, 2] and answer.text.index("[1]") < answer.text.index("[2]")
+    assert [q.chunk_id for q in answer.quotes[:2]] == [first.chunk_id, second.chunk_id]
     shown = [v.sentence for v in answer.verdicts]
     assert shown and all(sentence in first.text or sentence in second.text for sentence in shown)
     assert shown[0] in first.text and shown[-1] in second.text  # the model's order, not the list's
@@ -349,7 +351,9 @@ def test_a_quote_the_model_hesitated_over_is_shown_after_its_picks(setup):
 
     _, answer = answer_with(setup, Hesitant([]), answer_style="quotes")
     cited = [v.citations[0] for v in answer.verdicts]
-    assert cited[0] == 3 and set(cited) == {3, 2} and cited.index(2) > cited.index(3)  # 0.19 is under PICK_ALSO
+    assert cited[0] == 1 and set(cited) == {1, 2} and cited.index(2) > cited.index(1)  # 0.19 is under PICK_ALSO
+    quotes = setup[3]  # as the model saw them: its pick [3] is shown first, [2] after it
+    assert [q.chunk_id for q in answer.quotes[:2]] == [quotes[2].chunk_id, quotes[1].chunk_id]
     assert hesitations([{"7": 0.9, "2": 0.1}], 5) == []  # a number beyond the list is no quote
 
 
@@ -375,12 +379,13 @@ def test_a_pick_is_shown_as_soon_as_its_number_is_written(setup):
     answerer = answerer_for(a, Breaking([]), s, selector, checker=checker)
     stream = answerer.stream(QUESTION, evidence)
     token = next(e for e in stream if e.kind == "token")
-    assert token.text.startswith("\u201c") and f"[{first}]" in token.text and "break" not in seen
+    assert token.text.startswith("\u201c") and "[1]" in token.text and "break" not in seen
     rest = list(stream)
     checker.close()
     answer = rest[-1].answer
     assert any(e.kind == "error" for e in rest) and answer.partial and "stream broke" in answer.error
-    assert list(answer.verdicts[0].citations) == [first] and answer.timings["first_token_s"] <= answer.timings["generate_s"]
+    assert list(answer.verdicts[0].citations) == [1] and answer.quotes[0].chunk_id == quotes[first - 1].chunk_id
+    assert answer.timings["first_token_s"] <= answer.timings["generate_s"]
 
 
 def test_the_picks_regex_admits_one_to_three_shown_numbers():

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
+from assistant.engine.asks import asks_for, decline_text, several_parts, unanswered
 from assistant.engine.build import ABSTAIN_TEXT, AnswerBuilder, collect_verdicts
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.gate import Gate, Signals, evidence_signals, model_for
@@ -86,8 +87,10 @@ class Answerer:
                 **extra}
 
     def stream(self, question: str, retrieval: Retrieval, queries: Sequence[str] = (),
-               timings: dict[str, float] | None = None, provenance: dict[str, Any] | None = None) -> Iterator[AskEvent]:
-        """Events: passages, quotes, tokens as generated, verdicts, then the final Answer."""
+               timings: dict[str, float] | None = None, provenance: dict[str, Any] | None = None,
+               routed: bool = False) -> Iterator[AskEvent]:
+        """Events: passages, quotes, tokens as generated, verdicts, then the final Answer. routed: the question
+        is about one paper and `retrieval` was made within it (engine/route.py)."""
         timings = timings if timings is not None else {}
         build = AnswerBuilder(question, retrieval.hits, self.llm.model, self.prompt, queries,
                               provenance if provenance is not None else self.provenance("single-shot"), timings)
@@ -104,21 +107,22 @@ class Answerer:
         signals = evidence_signals(question, quotes, self.idf, retrieval.relevance, retrieval.bm25_top,
                                    float(f["maxsim"].max()) if len(f) else 0.0,
                                    float(f["dense"].max()) if len(f) else 0.0)
-        build.quotes, build.term_coverage = tuple(quotes), signals.term_coverage
+        build.set_quotes(quotes)
+        build.term_coverage = signals.term_coverage
         build.provenance = {**build.provenance, "signals": signals.as_dict()}
         timings["select_s"] = round(time.perf_counter() - start, 3)
         yield AskEvent(kind="quotes", text=f"{len(quotes)} quotes", quotes=tuple(quotes))
         if not quotes:
             yield _final(build.abstain("the passages hold no quotable sentence"))
             return
-        why, p = self.gate.before_generation(retrieval.relevance, signals)
+        why, p = self.gate.before_generation(retrieval.relevance, signals, routed)
         if why:
             yield _final(build.abstain(why, p))
             return
-        yield from self._write_and_check(question, quotes, signals, build, timings)
+        yield from self._write_and_check(question, quotes, signals, build, timings, routed)
 
     def _write_and_check(self, question, quotes, signals: Signals, build: AnswerBuilder,
-                         timings: dict[str, float]) -> Iterator[AskEvent]:
+                         timings: dict[str, float], routed: bool) -> Iterator[AskEvent]:
         draft = Draft()
         p_yes: list[Future] = []  # the model's Yes/No on the quotes, asked once the answer's prompt is cached
 
@@ -134,15 +138,37 @@ class Answerer:
         writer = Writer(self.llm, self.settings, self.checker)
         yield from writer.write(question, quotes, draft, timings, on_first_token=ask_gate, stop=gate_says_no)
         start = time.perf_counter()
-        signals = _with_p_yes(signals, p_yes, wait=True)
+        picked = [n for line in draft.lines if line.verbatim for n in line.cited]
+        lacking = ""
+        picked_text = " ".join(quotes[n - 1].text for n in dict.fromkeys(picked))
+        direct = self.checker.submit(draft.direct, picked_text, quotes[picked[0] - 1].title) \
+            if draft.direct and picked else None
+        signals = replace(_with_p_yes(signals, p_yes, wait=True), p_none=draft.p_none)
         build.provenance = {**build.provenance, "signals": signals.as_dict()}
-        why, p = self.gate.after_generation(signals)
+        why, p = self.gate.after_generation(signals, routed)
         checked = collect_verdicts(draft, self.settings.unsupported == "remove")
         timings["verify_s"] = round(time.perf_counter() - start, 3)
+        titles = " ".join(dict.fromkeys(q.title for q in quotes))
         if why:
             yield _final(build.abstain(why, p, checked.verdicts, draft))
-            return
-        yield _final(build.from_draft(draft, checked, p, picked=self.settings.answer_style == "quotes"))
+        elif draft.none:  # the model's way out: no quote states the answer
+            related = [q.n for q in sorted(quotes, key=lambda q: -q.score)]
+            text = decline_text(question, " ".join(q.text for q in quotes), titles, "no quote states the answer")
+            yield _final(build.decline(text, "the model found no quote that answers", related, p, checked.verdicts,
+                                       draft))
+        elif picked and (lacking := unanswered(question, picked_text)) and not several_parts(question):
+            text = decline_text(question, picked_text, titles, lacking)
+            yield _final(build.decline(text, lacking, list(dict.fromkeys(picked)), p, checked.verdicts, draft))
+        else:
+            support = direct.result() if direct is not None else None
+            timings["verify_s"] = round(time.perf_counter() - start, 3)
+            answer = build.from_draft(draft, checked, p, picked=self.settings.answer_style == "quotes",
+                                      direct=(draft.direct, support))
+            if picked and lacking:  # a question of several parts: the others answered, this one said to be missing
+                note = f"(The quotes state no {asks_for(question).what}.)"
+                answer = answer.model_copy(update={"text": f"{answer.text}\n\n{note}",
+                                                   "settings": {**answer.settings, "missing": lacking}})
+            yield _final(answer)
 
 
 def _with_p_yes(signals: Signals, p_yes: list[Future], wait: bool = False) -> Signals:

@@ -1,7 +1,9 @@
 """The Answer builder: checked lines in, one typed Answer out, with the provenance that made it.
 
 Every answer path (single-shot, agentic) ends here, so an answer, an extract and an abstention carry the same
-fields: passages, quotes, verdicts, the gate's probability, the prompt and settings used, and timings.
+fields: passages, quotes, verdicts, the gate's probability, the prompt and settings used, and timings. Quotes
+are numbered in the order the answer shows them ([1] first), and the citations follow the same order; a checked
+direct answer goes above them; a comparison's quotes are grouped under their papers.
 """
 from __future__ import annotations
 
@@ -11,11 +13,17 @@ from typing import Any, Sequence
 
 from assistant.engine.support import Support
 from assistant.engine.write import Draft, quotable_sentences, quoted
-from foundation.text import content_words, place_markers, restates
+import re
+
+from foundation.text import content_words, overlap, place_markers, restates
 from foundation.types import Answer, Citation, Hit, Quote, Verdict
 
 ABSTAIN_TEXT = "The indexed papers do not answer this question."
 EXTRACTIVE_QUOTES = 2
+RELATED_QUOTES = 2  # shown under a decline as "related, does not answer"
+DIRECT_CITES_MIN = 0.2  # a picked quote the direct answer shares this share of words with is cited by it
+COMPARISON = re.compile(r"\b(compare[sd]?|comparison|difference|differ|versus|vs\.?|contrast)\b|\bhow does .+ "
+                        r"(?:compare|relate) to\b", re.I)
 
 
 def with_markers(sentence: str, cited: Sequence[int], unsupported: bool = False) -> str:
@@ -56,40 +64,113 @@ class AnswerBuilder:
                  provenance: dict[str, Any], timings: dict[str, float]):
         self.question, self.hits, self.model, self.prompt = question, tuple(hits), model, prompt
         self.queries, self.provenance, self.timings = tuple(queries) or (question,), provenance, timings
-        self.quotes: tuple[Quote, ...] = ()
+        self.original: tuple[Quote, ...] = ()  # as selected, numbered as the model saw them
+        self.quotes: tuple[Quote, ...] = ()    # renumbered in the order the answer shows them
+        self.mapping: dict[int, int] = {}
         self.relevance = 0.0
         self.term_coverage = 0.0
 
-    def from_draft(self, draft: Draft, checked: Checked, p: float | None, picked: bool) -> Answer:
+    def from_draft(self, draft: Draft, checked: Checked, p: float | None, picked: bool,
+                   direct: tuple[str, Support | None] = ("", None)) -> Answer:
         """The kept sentences as the answer; with none kept, the best quotes verbatim (the gate said answerable:
         the papers' own words beat no answer). picked: the model named quotes (answer_style "quotes"), so even a
         failed reply falls back to the best quotes; a written answer cut short keeps what it had."""
         if not checked.kept and (not draft.error or picked):
             return self.extractive(p, checked.verdicts, draft)
+        order = draft.shown if draft.verbatim else [n for _, ns, _ in checked.kept for n in ns]
+        self.renumber(order)
+        m = self.mapping
         if draft.verbatim:
-            text = " ".join(quoted(cited[0], [sentence]) for sentence, cited, _ in checked.kept)
+            parts = [(cited[0], quoted(m[cited[0]], [sentence])) for sentence, cited, _ in checked.kept]
         else:
-            text = " ".join(with_markers(sentence, cited, weak) for sentence, cited, weak in checked.kept)
-        cited = sorted({n for _, ns, _ in checked.kept for n in ns})
-        return self.answer(text, p, checked.verdicts, cited, draft, partial=bool(draft.error))
+            parts = [(cited[0] if cited else 0, with_markers(sentence, [m[n] for n in cited], weak))
+                     for sentence, cited, weak in checked.kept]
+        cited = list(dict.fromkeys(m[n] for _, ns, _ in checked.kept for n in ns))
+        verdicts = list(checked.verdicts)
+        top = ""
+        if direct[0]:
+            support = direct[1]
+            refs = self.direct_citations(direct[0], order)
+            verdicts.insert(0, Verdict(sentence=direct[0], citations=tuple(m[n] for n in refs),
+                                       supported=support.supported if support else None,
+                                       support=support.score if support else None,
+                                       note=f"direct answer: {support.note if support else 'not checked'}"))
+            if support is not None and support.supported and refs:
+                top = with_markers(direct[0], [m[n] for n in refs])
+        text = self.grouped(parts)
+        return self.answer(f"{top}\n\n{text}" if top else text, p, verdicts, cited, draft,
+                           partial=bool(draft.error), direct_answer=top)
+
+    def set_quotes(self, quotes: Sequence[Quote]) -> None:
+        self.original = self.quotes = tuple(quotes)
+        self.mapping = {q.n: q.n for q in quotes}
+
+    def direct_citations(self, sentence: str, picked: list[int]) -> list[int]:
+        """The picked quotes the direct answer draws on: those sharing its words, else the first pick."""
+        by_n = {q.n: q for q in self.original}
+        refs = [n for n in picked if n in by_n and overlap(sentence, by_n[n].text) >= DIRECT_CITES_MIN]
+        return refs or picked[:1]
+
+    def grouped(self, parts: list[tuple[int, str]]) -> str:
+        """The answer's lines; for a comparison whose quotes come from two or more papers, under each paper's title."""
+        by_n = {q.n: q for q in self.original}
+        papers = list(dict.fromkeys(by_n[n].arxiv_id for n, _ in parts if n in by_n))
+        if len(papers) < 2 or not COMPARISON.search(self.question):
+            return " ".join(text for _, text in parts)
+        blocks = []
+        for paper in papers:
+            title = next(by_n[n].title or paper for n, _ in parts if n in by_n and by_n[n].arxiv_id == paper)
+            blocks.append(f"{title}: " + " ".join(t for n, t in parts if n in by_n and by_n[n].arxiv_id == paper))
+        loose = [t for n, t in parts if n not in by_n]
+        return "\n".join(blocks + loose)
 
     def extractive(self, p: float | None, verdicts: Sequence[Verdict], draft: Draft) -> Answer:
-        extracts = [(q, quotable_sentences(q.text)) for q in sorted(self.quotes, key=lambda q: -q.score)]
+        extracts = [(q, quotable_sentences(q.text)) for q in sorted(self.original, key=lambda q: -q.score)]
         best = [(q, sentences) for q, sentences in extracts if sentences][:EXTRACTIVE_QUOTES]
         if not best:
             return self.abstain("no generated sentence is supported and no quote reads as an answer", p, verdicts,
                                 draft)
-        text = " ".join(quoted(q.n, sentences) for q, sentences in sorted(best, key=lambda b: b[0].n))
-        return self.answer(text, p, verdicts, [q.n for q, _ in best], draft, extractive=True,
+        best.sort(key=lambda b: b[0].n)
+        self.renumber([q.n for q, _ in best])
+        text = self.grouped([(q.n, quoted(self.mapping[q.n], sentences)) for q, sentences in best])
+        return self.answer(text, p, verdicts, [self.mapping[q.n] for q, _ in best], draft, extractive=True,
                            partial=bool(draft.error))
 
+    def renumber(self, order: Sequence[int]) -> None:
+        """Quotes numbered in the order shown ([1] first), the rest after them in their own order."""
+        first = [n for n in dict.fromkeys(order) if any(q.n == n for q in self.original)]
+        rest = [q.n for q in self.original if q.n not in first]
+        self.mapping = {n: i for i, n in enumerate(first + rest, start=1)}
+        self.quotes = tuple(sorted((q.model_copy(update={"n": self.mapping[q.n]}) for q in self.original),
+                                   key=lambda q: q.n))
+
     def answer(self, text: str, p: float | None, verdicts: Sequence[Verdict], cited: Sequence[int], draft: Draft,
-               extractive: bool = False, partial: bool = False) -> Answer:
-        citations = tuple(self.citation(self.quotes[n - 1]) for n in cited)
+               extractive: bool = False, partial: bool = False, direct_answer: str = "") -> Answer:
+        """cited: numbers in the answer's (renumbered) order."""
+        by_n = {q.n: q for q in self.quotes}
+        m = self.mapping
+        verdicts = [v if v.note.startswith("direct answer") else
+                    v.model_copy(update={"citations": tuple(m.get(n, n) for n in v.citations)}) for v in verdicts]
+        citations = tuple(self.citation(by_n[n]) for n in cited)
         return Answer(question=self.question, text=text, citations=citations, passages=self.hits,
-                      quotes=self.quotes, extractive=extractive, answerability=_round(p), error=draft.error,
-                      model=self.model, prompt=self.prompt, queries=self.queries, verdicts=tuple(verdicts),
-                      settings={**self.provenance, "draft": draft.raw}, timings=self.timings, partial=partial)
+                      quotes=self.quotes, direct_answer=direct_answer, extractive=extractive,
+                      answerability=_round(p), error=draft.error, model=self.model, prompt=self.prompt,
+                      queries=self.queries, verdicts=tuple(verdicts), settings={**self.provenance, "draft": draft.raw},
+                      timings=self.timings, partial=partial)
+
+    def decline(self, text: str, reason: str, related: Sequence[int], p: float | None, verdicts: Sequence[Verdict],
+                draft: Draft) -> Answer:
+        """An abstention that says what is missing, with the closest quotes shown as related, not as an answer."""
+        related = list(related)[:RELATED_QUOTES]
+        if not related:
+            return self.abstain(reason, p, verdicts, draft)
+        self.renumber(related)
+        by_n = {q.n: q for q in self.original}
+        shown = " ".join(quoted(self.mapping[n], quotable_sentences(by_n[n].text) or [by_n[n].text]) for n in related)
+        answer = self.abstain(reason, p, verdicts, draft)
+        cites = tuple(self.citation(q) for q in self.quotes if q.n <= len(related))
+        return answer.model_copy(update={"text": f"{text}\n\nRelated, does not answer: {shown}", "citations": cites,
+                                         "quotes": self.quotes})
 
     def abstain(self, reason: str, p: float | None = None, verdicts: Sequence[Verdict] = (),
                 draft: Draft | None = None, **extra: Any) -> Answer:

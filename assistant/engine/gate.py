@@ -33,6 +33,7 @@ class Signals:
     name_coverage: float    # share of the question's names and terms found in the quotes or their titles
     number_coverage: float  # share of the question's numbers found in the quotes
     p_yes: float | None = None  # the model's P(Yes) that the quotes answer (None: not asked)
+    p_none: float | None = None  # the model's P("[0]": no quote answers) at its pick (None: not known)
 
     def as_dict(self) -> dict[str, float | None]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -112,18 +113,21 @@ class Gate:
     def asks_llm(self) -> bool:
         return self.model is not None and self.model.with_p_yes
 
-    def before_generation(self, relevance: float, signals: Signals) -> tuple[str, float | None]:
-        """(why to decline, P(answerable)): '' when the question goes on to the model."""
+    def before_generation(self, relevance: float, signals: Signals, routed: bool = False) -> tuple[str, float | None]:
+        """(why to decline, P(answerable)): '' when the question goes on to the model. A question routed to one
+        paper (engine/route.py) names what it asks about only as "the paper": the fitted model, which reads
+        names and rare terms, would decline it; the model's pick decides instead."""
         if relevance < self.min_relevance:  # off-topic: no model call at all
             return f"best passage relevance {relevance:.2f} < {self.min_relevance}", None
-        if self.model is None or self.model.with_p_yes:
+        if self.model is None or self.model.with_p_yes or routed:
             return "", None
         return self.decline(self.model.probability(signals))
 
-    def after_generation(self, signals: Signals) -> tuple[str, float | None]:
+    def after_generation(self, signals: Signals, routed: bool = False) -> tuple[str, float | None]:
         if self.model is None:
             return "", None
-        return self.decline(self.model.probability(signals))
+        why, p = self.decline(self.model.probability(signals))
+        return ("" if routed and not self.model.with_p_yes else why), p
 
     def decline(self, p: float) -> tuple[str, float]:
         return (f"P(answerable) {p:.2f} < {self.threshold}" if p < self.threshold else ""), p

@@ -12,6 +12,7 @@ from assistant.engine.answer import Answerer
 from assistant.engine.build import ABSTAIN_TEXT
 from assistant.engine.hyde import hyde as write_hyde
 from assistant.engine.retrieve import Retriever
+from assistant.engine.route import about_one_paper, paper_meant
 from assistant.llm.protocol import LLM
 from foundation.config import Settings
 from foundation.types import Answer, AskEvent
@@ -45,11 +46,16 @@ class SingleShot:
                 yield AskEvent(kind="error", text=f"HyDE skipped: {made.error}")
         start = time.perf_counter()
         retrieval = self.retriever.retrieve(question, mode, self.settings.top_k, papers, vectors)
+        routed = paper_meant(question, retrieval.hits) if not papers and about_one_paper(question) else None
+        if routed:  # "the authors", "the proposed method": the paper that dominates the passages, read within it
+            yield AskEvent(kind="status", text=f"reading {routed}, the paper the question is about")
+            retrieval = self.retriever.retrieve(question, mode, self.settings.top_k, [routed], vectors)
         timings["retrieve_s"] = round(time.perf_counter() - start, 3)
         yield AskEvent(kind="status", text="waiting for the model")
         answerer = Answerer.for_library(self.library, self.llm(), self.settings)
         try:
             yield from answerer.stream(question, retrieval, (question,), timings,
-                                       answerer.provenance("single-shot", mode=mode))
+                                       answerer.provenance("single-shot", mode=mode, routed_to=routed),
+                                       routed=bool(routed))
         finally:
             answerer.close()

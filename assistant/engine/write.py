@@ -1,10 +1,12 @@
 """The write step: the model turns numbered quotes into answer lines, each sentence sent to the checker as its
 line completes.
 
-Two styles (settings.answer_style). "quotes", the default: the model only names the quotes that answer, a few
+Two styles (settings.answer_style). "quotes", the default: the model names the quotes that answer, a few
 tokens, and each picked quote is shown verbatim the moment its number is written (on 2 CPU cores the written
-lines were near-copies of the quotes that took ~15 s more to decode: README, "Answering"). "lines": the model
-writes up to three lines "[n] sentence", each checked against its quote while the model writes the next.
+lines were near-copies of the quotes that took ~15 s more to decode: README, "Answering"); "[0]" says no quote
+answers. With settings.direct_answer it then writes one short sentence that answers the question from its
+picks, which the checker must pass before it is shown above them. "lines": the model writes up to three lines
+"[n] sentence", each checked against its quote while the model writes the next.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from foundation.types import AskEvent, Quote
 MAX_PICKS = 3  # as many quotes as the written style has lines
 PICKED_WORDS = 150  # a picked quote is shown whole (the model read all of it); the limit only stops a runaway
 PICK_MAX_TOKENS = 16  # "[4][1][7]" is 9 tokens
+DIRECT_MAX_TOKENS = 48  # one sentence of at most ~30 words
+DIRECT_MAX_WORDS = 40  # a longer "sentence" is the model running on: cut at the last full stop within it
 OPEN_PICK = re.compile(r"\[(\d+)$")  # a pick whose number is written and whose "]" is not yet
 PICK_ALSO = 0.2  # README sample question: P(first pick) 0.40 for a quote naming the scaling, 0.24 for the reason
 # A line the model writes about the quotes rather than from them ("The quotes do not say ...").
@@ -52,6 +56,16 @@ class Draft:
     lines: list[Line] = field(default_factory=list)
     raw: str = ""
     error: str = ""
+    none: bool = False          # the model said no quote answers ("[0]")
+    p_none: float | None = None  # its probability of "0" at the first pick (None: no log-probabilities)
+    direct: str = ""            # the one-sentence answer written after the picks (unchecked)
+    shown: list[int] = field(default_factory=list)  # quote numbers in the order their lines were shown
+
+    def number(self, n: int) -> int:
+        """The marker a quote gets in the answer: its place in the order shown ([1] first)."""
+        if n not in self.shown:
+            self.shown.append(n)
+        return self.shown.index(n) + 1
 
     @property
     def verbatim(self) -> bool:
@@ -79,33 +93,52 @@ class Writer:
         PICK_ALSO of its weight is shown after its picks. A reply without a usable number leaves no line."""
         s = self.settings
         start = time.perf_counter()
-        extra = {"structured_outputs": {"regex": picks_regex(len(quotes))}} if s.answer_lines_regex else None
+        direct = s.direct_answer
+        extra = {"structured_outputs": {"regex": picks_regex(len(quotes), direct)}} if s.answer_lines_regex else None
         messages = pick_messages(question, quotes, s)
+        max_tokens = PICK_MAX_TOKENS + (DIRECT_MAX_TOKENS if direct else 0)
         ask = getattr(self.llm, "stream_choices", None)
         if callable(ask):
-            pieces = ask(messages, max_tokens=PICK_MAX_TOKENS, temperature=s.llm_temperature, extra_body=extra)
+            pieces = ask(messages, max_tokens=max_tokens, temperature=s.llm_temperature, extra_body=extra)
         else:  # a backend without log-probabilities: its picks alone
-            pieces = without_candidates(self.llm.stream(messages, max_tokens=PICK_MAX_TOKENS,
+            pieces = without_candidates(self.llm.stream(messages, max_tokens=max_tokens,
                                                         temperature=s.llm_temperature, extra_body=extra))
         picked: list[int] = []
         steps: list[dict[str, float]] = []
         try:
             for piece, candidates in pieces:
+                before = draft.raw
                 draft.raw += piece
-                steps.extend(candidates)
-                for n in new_picks(draft.raw, len(quotes), picked):
-                    picked.append(n)
-                    timings.setdefault("first_token_s", round(time.perf_counter() - start, 3))
-                    yield from quote_line(quotes[n - 1], draft)
+                if "\n" not in before:  # the picks line, still being written
+                    steps.extend(candidates)
+                    picks_line = draft.raw.split("\n", 1)[0]
+                    if re.match(r"\s*\[0\]", picks_line):
+                        draft.none = True
+                        break  # no quote answers: a sentence after it would answer anyway
+                    for n in new_picks(picks_line, len(quotes), picked):
+                        picked.append(n)
+                        timings.setdefault("first_token_s", round(time.perf_counter() - start, 3))
+                        yield from quote_line(quotes[n - 1], draft)
+                if "\n" in draft.raw:  # the direct answer, streamed as written
+                    written = draft.raw.split("\n", 1)[1]
+                    new = written[len(before.split("\n", 1)[1]) if "\n" in before else 0:]
+                    if new:
+                        yield AskEvent(kind="token", text=new)
+                    if len(written.split()) > DIRECT_MAX_WORDS:
+                        break
         except LLMError as exc:
             draft.error = str(exc)
             yield AskEvent(kind="error", text=f"generation stopped: {exc}")
         finally:
             pieces.close()  # closes the connection: the server stops generating
-        for n in hesitations(steps, len(quotes)):
-            if n not in picked and len(picked) < MAX_PICKS:
-                picked.append(n)
-                yield from quote_line(quotes[n - 1], draft)
+        draft.p_none = none_probability(steps)
+        if "\n" in draft.raw and direct:
+            draft.direct = one_sentence(draft.raw.split("\n", 1)[1])
+        if not draft.none:
+            for n in hesitations(steps, len(quotes)):
+                if n not in picked and len(picked) < MAX_PICKS:
+                    picked.append(n)
+                    yield from quote_line(quotes[n - 1], draft)
         timings["generate_s"] = round(time.perf_counter() - start, 3)
         timings.setdefault("first_token_s", timings["generate_s"])
 
@@ -174,7 +207,7 @@ def quote_line(quote: Quote, draft: Draft) -> Iterator[AskEvent]:
         return
     checks: list[Future | Support] = [Support(True, 1.0, "the quote itself") for _ in sentences]
     draft.lines.append(Line([quote.n], sentences, checks, verbatim=True))
-    yield AskEvent(kind="token", text=quoted(quote.n, sentences) + " ")
+    yield AskEvent(kind="token", text=quoted(draft.number(quote.n), sentences) + " ")
 
 
 def new_picks(raw: str, n_quotes: int, picked: list[int]) -> list[int]:
@@ -197,10 +230,33 @@ def lines_regex(n_quotes: int, max_lines: int = 3) -> str:
     return f"{line}(?:\\n{line}){{0,{max_lines - 1}}}"
 
 
-def picks_regex(n_quotes: int) -> str:
-    """One to MAX_PICKS quote numbers, "[4][1]": the model can name only quotes it was shown."""
+def picks_regex(n_quotes: int, direct: bool = False) -> str:
+    """"[0]" (no quote answers), or one to MAX_PICKS quote numbers, "[4][1]": the model can name only quotes it
+    was shown; with `direct`, the picks are followed by a line that answers in one sentence."""
     marker = r"\[(?:" + "|".join(str(n) for n in range(1, n_quotes + 1)) + r")\]"
-    return f"{marker}(?:{marker}){{0,{MAX_PICKS - 1}}}"
+    picks = f"{marker}(?:{marker}){{0,{MAX_PICKS - 1}}}"
+    return r"\[0\]|" + picks + (r"\n[A-Za-z0-9(][^\n\[\]]*" if direct else "")
+
+
+def none_probability(steps: Sequence[dict[str, float]]) -> float | None:
+    """P("0") where the model wrote its first quote number: how much it leaned to "no quote answers"."""
+    first = next((step for step in steps if step and max(step, key=step.__getitem__).strip().isdigit()), None)
+    if first is None:
+        return None
+    return float(sum(p for t, p in first.items() if t.strip() == "0"))
+
+
+def one_sentence(text: str) -> str:
+    """The direct answer as one sentence: the first sentence of what the model wrote, within DIRECT_MAX_WORDS."""
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    first = split_sentences(text)[0] if split_sentences(text) else text
+    words = first.split()
+    if len(words) > DIRECT_MAX_WORDS:
+        cut = " ".join(words[:DIRECT_MAX_WORDS])
+        first = cut[:cut.rfind(".") + 1] if "." in cut else ""
+    return first.strip()
 
 
 def hesitations(steps: Sequence[dict[str, float]], n_quotes: int) -> list[int]:

@@ -48,6 +48,7 @@ class RunState:
     tracks: list[Track] = field(default_factory=list)
     first: Retrieval | None = None  # the question as asked, retrieved before the plan
     found: list[Retrieval] = field(default_factory=list)  # every sub-query's retrieval, in order
+    routed: bool = False  # a question about "the paper", scoped to the paper it means (engine/route.py)
     errors: list[str] = field(default_factory=list)
     sanitized: list[str] = field(default_factory=list)
 

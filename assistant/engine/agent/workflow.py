@@ -30,6 +30,7 @@ from assistant.engine.build import AnswerBuilder
 from assistant.engine.hyde import ahyde
 from assistant.engine.passages import sanitize_passage
 from assistant.engine.retrieve import Retrieval, RetrievalError
+from assistant.engine.route import about_one_paper, paper_meant
 from assistant.llm.protocol import LLM
 from assistant.llm.structured import Budget
 from foundation.config import Settings
@@ -92,6 +93,10 @@ class AgentWorkflow(Workflow):
         if mostly_english(st.question):
             t0 = time.perf_counter()
             st.first = await asyncio.to_thread(self.tools.retrieve, st.question, st.mode, k, st.papers)
+            routed = paper_meant(st.question, st.first.hits) if not st.papers and about_one_paper(st.question) else None
+            if routed:  # a question about "the paper": searched within the paper it means (engine/route.py)
+                st.papers, st.routed = [routed], True
+                st.first = await asyncio.to_thread(self.tools.retrieve, st.question, st.mode, k, st.papers)
             st.add_time("retrieve_s", time.perf_counter() - t0)
             if st.first.relevance < self.settings.min_relevance:
                 st.tracks = [Track(st.question, [(st.question, list(st.first.hits), None)])]
@@ -212,7 +217,7 @@ class AgentWorkflow(Workflow):
         st = self.state
         answer: Answer | None = None
         events = aiter_in_thread(lambda: self.answerer.stream(st.question, ev.retrieval, st.queries(), st.timings,
-                                                               self.run_settings()))
+                                                               self.run_settings(), routed=st.routed))
         async for event in events:
             if event.kind == "answer":
                 answer = event.answer
@@ -238,6 +243,7 @@ class AgentWorkflow(Workflow):
             "agentic", mode=st.mode, relevance=round(max((f.relevance for f in st.found), default=0.0), 4),
             hyde=st.use_hyde, max_rounds=s.max_rounds, max_subqueries=s.max_subqueries,
             agent_token_budget=s.agent_token_budget, unsupported=s.unsupported, papers=st.papers or [],
+            routed_to=st.papers[0] if st.routed and st.papers else None,
             plan={"queries": plan.queries, "decomposed": plan.decomposed, "paper_names": plan.paper_names,
                   "fallback": plan.fallback} if plan else None,
             hyde_passages=st.hyde.passages if st.hyde else [],

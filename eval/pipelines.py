@@ -170,6 +170,7 @@ class AssistantPipeline:
             timings=dict(answer.timings),
             tokens=self.llm.snapshot(), model=answer.model,
             detail={"settings": answer.settings, "queries": list(answer.queries), "partial": answer.partial,
+                    "direct_answer": answer.direct_answer,
                     "citations": [c.model_dump(mode="json", include={"n", "chunk_id", "arxiv_id", "pages"})
                                   for c in answer.citations],
                     "verdicts": [v.model_dump(mode="json") for v in answer.verdicts]})

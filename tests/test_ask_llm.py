@@ -34,9 +34,13 @@ def test_streaming_yields_tokens_then_the_answer(mini_library_home, embedder, ll
     final = events[-1].answer
     if style == "lines":  # the model's own words, piece by piece
         assert len(tokens) > 3
-    else:  # each picked quote arrives whole, verbatim from the passage it cites
-        assert 1 <= len(tokens) <= 3 and all(t.startswith("\u201c") for t in tokens)
-        assert all(v.sentence in final.text and v.support == 1.0 for v in final.verdicts)
+    else:  # each picked quote arrives whole, verbatim from the passage it cites; the direct answer follows them
+        quotes = [t for t in tokens if t.startswith("\u201c")]
+        assert tokens[0].startswith("\u201c") and 1 <= len(quotes) <= 3
+        picks = [v for v in final.verdicts if not v.note.startswith("direct answer")]
+        assert picks and all(v.sentence in final.text and v.support == 1.0 for v in picks)
+        if final.direct_answer:  # shown above the quotes only when checked
+            assert final.text.startswith(final.direct_answer) and final.verdicts[0].supported
     assert final.citations and all(c.arxiv_id == ROBERTA for c in final.citations)
 
 

@@ -7,7 +7,7 @@ SEEDS ?= $(wildcard ../shared/seeds/*.txt)
 QUESTION ?= Why does the Transformer scale dot products by 1/sqrt(d_k)?
 export PAPER_ASSISTANT_MIRROR ?= $(if $(wildcard $(MIRROR)),$(MIRROR),)
 
-.PHONY: setup setup-app setup-vllm setup-model-small setup-model-large run test bench clean
+.PHONY: setup setup-app setup-vllm setup-model-small setup-model-large run test test-fast bench clean
 
 setup: setup-app setup-vllm setup-model-large
 
@@ -37,6 +37,11 @@ run: setup
 
 test: setup-app setup-vllm setup-model-small
 	$(BIN)/python -m pytest -q --timeout=1800 tests
+
+# The edit loop: no model server, no embedder or other model, no ColBERT build (markers in pyproject.toml).
+FAST := not llm and not model and not colbert and not slow
+test-fast: setup-app
+	$(BIN)/python -m pytest -q --timeout=300 -m "$(FAST)" tests
 
 bench: setup-app
 	$(BIN)/python bench/ingest.py

@@ -19,6 +19,24 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
+# Lanes (pyproject's markers): a test that uses one of these fixtures, directly or through another fixture,
+# gets the marker, so `make test-fast` (-m "not llm and not model and not colbert and not slow") leaves it out.
+# Tests that load a model or build ColBERT by themselves carry the marker explicitly.
+FIXTURE_LANES = {
+    "vllm_url": ("llm",),  # the real vLLM server (the `llm` fixture uses it)
+    "embedder": ("model",),  # the real MiniLM
+    "mini_library_home": ("model", "colbert"),  # ingests two papers with the default indexes (ColBERT too)
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marks in FIXTURE_LANES.items():
+            if fixture in item.fixturenames:
+                for mark in marks:
+                    item.add_marker(mark)
+
+
 def make_mirror(dest: Path, ids) -> Path:
     """A local mirror folder like ../shared/papers holding only `ids`."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import SMALL_IDS
 
 ROBERTA, GQA = SMALL_IDS
@@ -18,6 +20,8 @@ def cli(*args: str, home, mirror=None, **settings: str) -> subprocess.CompletedP
     return subprocess.run(base + list(args), capture_output=True, text=True, timeout=600, env=env)
 
 
+@pytest.mark.model
+@pytest.mark.colbert
 def test_ingest_papers_search_remove_as_json(tmp_path, mini_mirror):
     reading_list = tmp_path / "list.md"
     reading_list.write_text(f"- [RoBERTa](https://arxiv.org/abs/{ROBERTA}v1)\n- GQA: arXiv:{GQA}\n- missing: arXiv:2401.00001\n")

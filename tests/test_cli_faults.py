@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import SMALL_IDS, make_mirror
 
 ROBERTA, GQA = SMALL_IDS
@@ -20,6 +22,7 @@ def cli(*args: str, home, mirror=None, bm25_only: bool = True) -> subprocess.Com
     return subprocess.run(base + list(args), capture_output=True, text=True, timeout=600, env=env)
 
 
+@pytest.mark.model  # the subprocess ingests with the real embedder
 def test_ingest_exit_codes_and_failed_rows(tmp_path):
     home, mirror = tmp_path / "home", make_mirror(tmp_path / "mirror", [GQA])
     env_free = {"home": home, "mirror": mirror}
@@ -66,6 +69,7 @@ def test_malformed_config_is_one_line_naming_file_key_and_type(tmp_path):
         assert str(config) in lines[0] and expected in lines[0] and "Traceback" not in done.stderr, lines[0]
 
 
+@pytest.mark.model
 def test_search_with_invalid_utf8_is_no_traceback(tmp_path):
     home, mirror = tmp_path / "home", make_mirror(tmp_path / "mirror", [GQA])
     assert cli("ingest", GQA, home=home, mirror=mirror).returncode == 0

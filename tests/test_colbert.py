@@ -17,7 +17,7 @@ from tests.conftest import kill_at_marker
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IDS = ("1910.01108", "2305.13245", "2310.06825")  # DistilBERT, GQA, Mistral 7B
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.colbert, pytest.mark.model, pytest.mark.timeout(900)]
 
 
 def containing(chunks, phrase):

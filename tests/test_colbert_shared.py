@@ -12,7 +12,7 @@ from tests.conftest import kill_at_marker, make_mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = "2305.13245"  # GQA: small
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.colbert, pytest.mark.model, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ import logging
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.model
+
 PAPER = "2305.13245"  # GQA: small
 
 

@@ -1,15 +1,12 @@
 """The llama-index baseline reads the SAME chunks with the SAME embedder: its top-k equals our dense top-k."""
 from __future__ import annotations
 
-import pytest
+from llama_index.core.llms import MockLLM
 
 from eval.datasets import QAItem
 
 
 def test_baseline_retrieves_what_dense_retrieves(mini_library_home, embedder):
-    pytest.importorskip("llama_index.core")
-    from llama_index.core.llms import MockLLM
-
     from assistant.api import Assistant
     from eval.baseline import BaselinePipeline
 

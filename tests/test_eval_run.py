@@ -149,12 +149,9 @@ def test_bootstrap_ci():
 # --------------------------------------------------------------------------- the real thing, 3 questions
 
 @pytest.mark.llm
-def test_three_question_end_to_end(request, tmp_path, mini_library_home, embedder):
+def test_three_question_end_to_end(tmp_path, mini_library_home, embedder, vllm_url):
     """Real index (RoBERTa + GQA), real vLLM answering and judging, through the CLI's run machinery."""
-    try:
-        url = request.getfixturevalue("vllm_url")
-    except pytest.FixtureLookupError:
-        pytest.skip("no vllm_url fixture in tests/conftest.py yet")
+    url = vllm_url
     from assistant.llm.client import OpenAICompatibleLLM
     from eval.judge import Judge
     from eval.report import summarize, write_report

@@ -201,6 +201,7 @@ def test_killed_version_upgrade_rolls_back_or_finishes(tmp_path, embedder):
     assert report["indexes"]["dense"] == report["indexes"]["bm25"] == report["searchable"]
 
 
+@pytest.mark.colbert
 def test_killed_colbert_build_is_reported_and_repaired(tmp_path, embedder):
     """kill -9 during the first ColBERT build (every paper already ok): colbert search says the index is
     unavailable (exit 2), hybrid says it runs degraded, doctor finds the build folder and --repair
@@ -242,6 +243,7 @@ print(len(library.papers()), library.dense.count())
 """
 
 
+@pytest.mark.slow  # 12 interpreters started in rounds of 4, each round waiting 8 s: ~35 s
 def test_processes_creating_one_new_library_at_once(tmp_path):
     """Four processes open the same new library in the same instant (two ingests started together do):
     each gets it, none sees sqlite's or chromadb's "database is locked"."""

@@ -31,6 +31,7 @@ def _tiny_model(folder: Path, layers: dict[str, torch.Tensor] | None = None) -> 
     return folder
 
 
+@pytest.mark.model  # quantises the real 0.5B checkpoint
 def test_the_twin_of_the_real_model_holds_int8_weights_within_half_a_step(tmp_path: Path) -> None:
     twin = tmp_path / "twin"
     int8.quantise(SMALL, twin)

@@ -79,6 +79,7 @@ def test_idle_server_stops_itself_and_the_next_request_starts_it_again(fake_sett
     assert server.pid() not in (None, first) and len(notices) == 2
 
 
+@pytest.mark.slow  # ~13 s each by design: two 5 s completions against a 2 s keep-alive
 @pytest.mark.parametrize("stale_gauge", [False, True])
 def test_requests_restart_the_clock_and_one_in_flight_is_not_cut(fake_settings, monkeypatch, stale_gauge) -> None:
     monkeypatch.setenv("FAKE_VLLM_DELAY_S", "5")  # each completion takes 5 s: longer than the keep-alive

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rich.console import Console
 
 from assistant.cli.progress import IngestProgress, LineProgress, progress_bar
@@ -70,6 +72,7 @@ def test_failures_grouped_by_reason():
     assert "input skipped: no arXiv ids found in list.txt" in out
 
 
+@pytest.mark.model  # the subprocess ingests with the real embedder
 def test_cli_ingest_prints_progress_lines_to_a_log(tmp_path, mini_mirror):
     env = {**os.environ, "PAPER_ASSISTANT_INDEXES": '["bm25"]', "PAPER_ASSISTANT_HOME": str(tmp_path / "home")}
     proc = subprocess.run([sys.executable, "-m", "assistant", "--mirror", str(mini_mirror), "--offline", "ingest",

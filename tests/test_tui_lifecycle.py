@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-pytest.importorskip("textual")
+pytest.importorskip("textual", reason="the TUI needs the [tui] extra")
 
 from foundation.config import Settings  # noqa: E402
 from assistant.tui import create_app  # noqa: E402

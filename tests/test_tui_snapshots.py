@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("textual")
+pytest.importorskip("textual", reason="the TUI needs the [tui] extra")
 
 from textual.widgets import DataTable, Input  # noqa: E402
 

@@ -12,25 +12,23 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import httpx
 import pypdf
-import requests
 
 from foundation.config import Settings
 from foundation.types import Paper
+from ingest import arxiv_api
+from ingest.arxiv_api import ApiAnswerError, version_number
+from ingest.http import Transient, check_status, make_client, transport_errors_are_transient, with_retries
 from ingest.sources import ArxivRef
-
-_USER_AGENT = "paper-assistant/0.1 (offline-first research assistant)"
-_VERSION_AT_END = re.compile(r"v(\d+)$")
-_RETRY_STATUS = {429, 500, 502, 503, 504}
-
 
 # After the API failed every try (no connection, or timeouts), the papers after it fail at once with the same
 # reason for this long instead of each waiting out its own retries: offline with a reading list of 39 ids
 # outside the mirror, the first `make run` spent 18 s on each of them (12 min), most of its ingest time.
 API_DOWN_HOLD_S = 300.0
+T = TypeVar("T")
 
 
 class FetchError(RuntimeError):
@@ -40,42 +38,6 @@ class FetchError(RuntimeError):
         super().__init__(f"{arxiv_id}: {reason}")
         self.arxiv_id = arxiv_id
         self.reason = reason
-
-
-class _RetryingSession(requests.Session):
-    """The arXiv API session: every request times out (a stalled call would hang forever) and urllib3
-    retries connection errors, read timeouts and 429/5xx answers with backoff, the one retry layer:
-    the arxiv client's own retries are off, so attempts never multiply."""
-
-    def __init__(self, timeout_s: float, retries: int, backoff_s: float):
-        super().__init__()
-        self.timeout_s = timeout_s
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
-
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries, other=0,
-                      status_forcelist=sorted(_RETRY_STATUS), allowed_methods=["GET"], raise_on_status=False,
-                      backoff_factor=backoff_s, respect_retry_after_header=False)
-        for prefix in ("http://", "https://"):
-            self.mount(prefix, HTTPAdapter(max_retries=retry))
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", self.timeout_s)
-        return super().request(method, url, *args, **kwargs)
-
-
-def arxiv_client(api_url: str, delay_s: float, retries: int, timeout_s: float):
-    """The arxiv package's Client pointed at `api_url`, sending through a session that times out and retries.
-
-    arxiv.Client takes neither an endpoint nor a session as arguments: both are set on the instance,
-    where the package reads them (`query_url_format`, `_session`).
-    """
-    import arxiv  # imported here: only network fetches need it
-
-    client = arxiv.Client(page_size=10, delay_seconds=delay_s, num_retries=0)
-    client.query_url_format = api_url + "?{}"
-    client._session = _RetryingSession(timeout_s, retries, backoff_s=max(0.05, delay_s))
-    return client
 
 
 def check_pdf(path: Path) -> str | None:
@@ -97,11 +59,6 @@ def check_pdf(path: Path) -> str | None:
     return None
 
 
-def _version_number(text: str | None) -> int | None:
-    match = _VERSION_AT_END.search(text or "")
-    return int(match.group(1)) if match else None
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
     try:
@@ -116,8 +73,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 class Fetcher:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._client: Any = None  # arxiv.Client, built on first network use
-        self._http: httpx.Client | None = None
+        self._http: httpx.Client | None = None  # built on first network use
         self._manifest: dict[str, dict[str, Any]] | None = None
         self._last_network_at = 0.0  # monotonic time of our last request to arXiv
         self._api_down: tuple[float, str] | None = None  # when the API last failed every try, and how
@@ -155,7 +111,7 @@ class Fetcher:
         pdf = self.settings.mirror / f"{ref.file_stem}.pdf" if self.settings.mirror else None
         if pdf is None or not pdf.is_file():
             return None
-        held = _version_number(str(self._mirror_manifest().get(ref.arxiv_id, {}).get("arxiv_version") or ""))
+        held = version_number(str(self._mirror_manifest().get(ref.arxiv_id, {}).get("arxiv_version") or ""))
         if ref.version is not None and held is not None and held != ref.version:
             return f"v{ref.version} is not in the mirror or cache, and offline (the mirror holds v{held})"
         problem = check_pdf(pdf)
@@ -168,7 +124,7 @@ class Fetcher:
         if not pdf.is_file():
             return None
         meta = self._mirror_manifest().get(ref.arxiv_id, {})
-        version = _version_number(str(meta.get("arxiv_version") or ""))
+        version = version_number(str(meta.get("arxiv_version") or ""))
         if ref.version is not None and version is not None and version != ref.version:
             return None  # the mirror holds another version than the one asked for
         if version is None:
@@ -217,44 +173,56 @@ class Fetcher:
         return None
 
     # ---------------------------------------------------------------- network
-    def _arxiv_client(self) -> Any:
-        if self._client is None:
-            s = self.settings
-            self._client = arxiv_client(s.arxiv_api_url, s.arxiv_delay_s, s.fetch_retries, s.fetch_timeout_s)
-        return self._client
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = make_client(self.settings.fetch_timeout_s)
+        return self._http
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """attempt() under ingest/http.py's one retry policy, each try after the polite delay; every try,
+        failed or not, restarts the delay's clock."""
+        def timed() -> T:
+            try:
+                return attempt()
+            finally:
+                self._last_network_at = time.monotonic()
+
+        s = self.settings
+        return with_retries(timed, s.fetch_retries + 1, backoff_s=max(s.arxiv_delay_s, 0.05),
+                            before_each=self._wait_politely)
+
+    def _wait_politely(self) -> None:
+        wait = self._last_network_at + self.settings.arxiv_delay_s - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
     def _query_metadata(self, ref: ArxivRef) -> Paper:
-        import arxiv
+        url = self.settings.arxiv_api_url
 
-        search = arxiv.Search(id_list=[str(ref)], max_results=1)
+        def attempt() -> httpx.Response:
+            with transport_errors_are_transient(url, self.settings.fetch_timeout_s):
+                response = arxiv_api.query(self._client(), url, ref)
+            check_status(response, url)
+            return response
+
         tries = f"{self.settings.fetch_retries + 1} tries"
-        try:  # the session retries (urllib3); the client does not
-            results = list(self._arxiv_client().results(search))
-        except arxiv.HTTPError as exc:
-            raise FetchError(ref.arxiv_id, f"arXiv API answered HTTP {exc.status} ({tries})") from exc
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            if "timed out" in str(exc).lower():
+        try:
+            response = self._retrying(attempt)
+        except Transient as exc:
+            if exc.timed_out:
                 reason = f"arXiv API timed out after {self.settings.fetch_timeout_s:g} s ({tries})"
-            else:
-                reason = f"cannot reach the arXiv API at {self.settings.arxiv_api_url}"
+            elif exc.unreachable:
+                reason = f"cannot reach the arXiv API at {url}"
+            else:  # it answered 429/5xx every time: there, but refusing
+                raise FetchError(ref.arxiv_id, f"arXiv API answered HTTP {exc.status} ({tries})") from exc
             self._api_down = (time.monotonic(), reason)
             raise FetchError(ref.arxiv_id, reason) from exc
-        except (requests.RequestException, arxiv.ArxivError) as exc:
-            raise FetchError(ref.arxiv_id, f"arXiv API request failed: {exc}") from exc
-        finally:
-            self._last_network_at = time.monotonic()
-        if not results or "api/errors" in results[0].entry_id:
-            detail = f" ({results[0].summary.strip()})" if results else ""
-            raise FetchError(ref.arxiv_id, f"unknown arXiv id: the API has no entry for {ref}{detail}")
-        result = results[0]
-        return Paper(
-            arxiv_id=ref.arxiv_id,
-            version=_version_number(result.entry_id) or ref.version,
-            title=" ".join(result.title.split()),
-            authors=tuple(a.name for a in result.authors),
-            year=result.published.year if result.published else None,
-            abstract=" ".join(result.summary.split()),
-        )
+        if response.status_code != 200:
+            raise FetchError(ref.arxiv_id, f"arXiv API answered HTTP {response.status_code}")
+        try:
+            return arxiv_api.paper_from_feed(response.content, ref)
+        except ApiAnswerError as exc:
+            raise FetchError(ref.arxiv_id, exc.reason) from exc
 
     def _from_network(self, ref: ArxivRef) -> Paper:
         paper = self._query_metadata(ref)
@@ -271,48 +239,30 @@ class Fetcher:
         _atomic_write_text(self._meta_dir / f"{name}.json", paper.model_dump_json(indent=1))
         return paper
 
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(min(60.0, max(self.settings.arxiv_delay_s, 0.05) * 2**attempt))
-
-    def _wait_politely(self) -> None:
-        wait = self._last_network_at + self.settings.arxiv_delay_s - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-
     def _download_pdf(self, url: str, dest: Path, arxiv_id: str) -> None:
         """Download url to dest atomically, retrying transient failures; dest is a checked PDF or absent."""
-        if self._http is None:
-            self._http = httpx.Client(
-                timeout=self.settings.fetch_timeout_s, follow_redirects=True, headers={"user-agent": _USER_AGENT}
-            )
-        tries = self.settings.fetch_retries + 1
-        problem = ""
-        for attempt in range(tries):
-            if attempt:
-                self._backoff(attempt - 1)
-            self._wait_politely()
+        def attempt() -> None:
             fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=".part")
             tmp = Path(tmp_name)
             try:
-                with os.fdopen(fd, "wb") as out, self._http.stream("GET", url) as resp:
+                with os.fdopen(fd, "wb") as out, transport_errors_are_transient(url, self.settings.fetch_timeout_s), \
+                        self._client().stream("GET", url) as resp:
                     if resp.status_code == 404:
                         raise FetchError(arxiv_id, f"PDF not found (HTTP 404) at {url}")
-                    if resp.status_code in _RETRY_STATUS:
-                        problem = f"HTTP {resp.status_code} from {url}"
-                        continue
+                    check_status(resp, url)
                     if resp.status_code != 200:
                         raise FetchError(arxiv_id, f"PDF download refused (HTTP {resp.status_code}) at {url}")
                     for block in resp.iter_bytes(1 << 16):
                         out.write(block)
-                problem = check_pdf(tmp) or ""
-                if not problem:
-                    os.replace(tmp, dest)
-                    return
-            except httpx.TimeoutException:
-                problem = f"timed out after {self.settings.fetch_timeout_s:g} s at {url}"
-            except httpx.TransportError as exc:
-                problem = f"connection failed ({type(exc).__name__}: {exc}) at {url}"
+                problem = check_pdf(tmp)
+                if problem:  # a torn body: the next try may get it whole
+                    raise Transient(problem)
+                os.replace(tmp, dest)
             finally:
-                self._last_network_at = time.monotonic()
                 tmp.unlink(missing_ok=True)
-        raise FetchError(arxiv_id, f"PDF download failed after {tries} tries: {problem}")
+
+        try:
+            self._retrying(attempt)
+        except Transient as exc:
+            raise FetchError(arxiv_id, f"PDF download failed after {self.settings.fetch_retries + 1} tries: "
+                                       f"{exc.problem}") from exc

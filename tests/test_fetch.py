@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import PAPERS
 
 from foundation.config import Settings
+from ingest.arxiv_api import ApiAnswerError, paper_from_feed
 from ingest.fetch import FetchError, Fetcher, check_pdf
 from ingest.sources import ArxivRef
 
@@ -105,6 +106,18 @@ def test_offline_and_missing_is_a_fetch_error(tmp_path: Path, server: ArxivTestS
 def test_unknown_id_is_a_fetch_error(tmp_path: Path, server: ArxivTestServer) -> None:
     with pytest.raises(FetchError, match="unknown arXiv id"):
         Fetcher(make_settings(tmp_path, server)).fetch(ArxivRef(arxiv_id="2401.99999"))
+
+
+def test_an_error_entry_or_a_body_that_is_no_feed_is_a_clear_error() -> None:
+    """What arXiv answers for a malformed id (an entry under /api/errors, as its API manual shows), and a
+    proxy's HTML page instead of a feed."""
+    error_feed = b"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>http://arxiv.org/api/errors#incorrect_id_format_for_2401.99999</id>
+<title>Error</title><summary>incorrect id format for 2401.99999</summary></entry></feed>"""
+    with pytest.raises(ApiAnswerError, match=r"no entry for 2401.99999 \(incorrect id format for 2401.99999\)"):
+        paper_from_feed(error_feed, ArxivRef(arxiv_id="2401.99999"))
+    with pytest.raises(ApiAnswerError, match="not an Atom feed"):
+        paper_from_feed(b"<html><body>Service temporarily unavailable", SMALL)
 
 
 def test_503_once_is_retried(tmp_path: Path, server: ArxivTestServer) -> None:

@@ -10,6 +10,7 @@ run without duplicates; `indexes.health` checks the whole invariant and repairs 
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
@@ -30,10 +31,26 @@ def _quiet(_: ProgressEvent) -> None:
     pass
 
 
+# Indexes whose package comes with an extra: (the module it imports, the extra that installs it).
+INDEX_EXTRAS = {"colbert": ("colbert", "colbert")}
+
+
+def uninstalled_indexes(settings: Settings) -> dict[str, str]:
+    """The indexes settings ask for whose extra is not installed, each with a line saying what to do."""
+    return {name: f"the {name} index is off: its package is not installed (pip install 'paper-assistant[{extra}]', "
+                  f"or leave {name} out of the `indexes` setting)"
+            for name in settings.indexes if name in INDEX_EXTRAS
+            for module, extra in [INDEX_EXTRAS[name]] if importlib.util.find_spec(module) is None}
+
+
 def build_extra_indexes(settings: Settings, embedder: Embedder | None = None) -> dict[str, Index]:
-    """The secondary indexes settings ask for; each loads its files (and ColBERT its model) on first use."""
+    """The secondary indexes settings ask for and the installed extras allow; each loads its files (and
+    ColBERT its model) on first use."""
     made: dict[str, Index] = {}
+    off = uninstalled_indexes(settings)
     for name in dict.fromkeys(settings.indexes):
+        if name in off:
+            continue
         if name == "bm25":
             from indexes.bm25 import BM25Index
 
@@ -61,7 +78,7 @@ class Library:
         self.extra_indexes: dict[str, Index] = (build_extra_indexes(settings, embedder) if extra_indexes is None
                                                 else dict(extra_indexes))
         # The cheap health check, once on open: front ends show these before anything else.
-        self.open_warnings: list[str] = self.warnings()
+        self.open_warnings: list[str] = list(uninstalled_indexes(settings).values()) + self.warnings()
 
     # --- reading
     def papers(self) -> list[PaperRecord]:

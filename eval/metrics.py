@@ -146,6 +146,15 @@ def score_faithfulness(answer_text: str, passages: Sequence[str], judge: Support
                               n_errors=errors, sentences=tuple(verdicts))
 
 
+def mean_faithfulness(results: Sequence[FaithfulnessResult]) -> dict[str, float | int | None]:
+    """Over many answers: how many there were and were scored (an empty answer has no score), the mean score of
+    those, and the verdicts the judge failed to give."""
+    values = [r.score for r in results if r.score is not None]
+    return {"records": len(results), "scored": len(values),
+            "faithfulness": round(sum(values) / len(values), 4) if values else None,
+            "judge_errors": sum(r.n_errors for r in results)}
+
+
 # --------------------------------------------------------------------------- grounding (no judge)
 
 class GroundingResult(Result):

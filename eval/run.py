@@ -263,6 +263,46 @@ class EvalRun:
         (self.out_dir / RUN_INFO).write_text(json.dumps(info, indent=2, default=str))
 
 
+# --------------------------------------------------------------------------- a run folder, read back
+
+def in_run_order(results: dict[tuple[str, str], QuestionResult], configs: Sequence[str],
+                 questions: Sequence[str]) -> list[QuestionResult]:
+    """Results question by question, the configurations side by side (as the report lists them)."""
+    return [results[(c, q)] for q in questions for c in configs if (c, q) in results]
+
+
+def saved_judge_check(out_dir: Path) -> dict[str, Any] | None:
+    """The judge-check a run folder holds, if any."""
+    path = Path(out_dir) / JUDGE_CHECK
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def use_saved_thresholds(judge: Judge, out_dir: Path) -> None:
+    """A scored judge takes the P(Yes) thresholds of the run folder's judge-check, where there is one."""
+    check = saved_judge_check(out_dir)
+    if judge.scored and check:
+        judge.thresholds.update(check.get("judge", {}).get("thresholds") or {})
+
+
+def load_run(out_dir: Path) -> tuple[list[QuestionResult], list[str], dict[str, Any]]:
+    """A run folder's results in run order, its configuration names and its run.json (what a report needs)."""
+    out_dir = Path(out_dir)
+    info = json.loads((out_dir / RUN_INFO).read_text()) if (out_dir / RUN_INFO).exists() else {}
+    results = ResultsFile(out_dir / RESULTS).load()
+    names = [c["name"] for c in info.get("configs", [])] or list(dict.fromkeys(k[0] for k in results))
+    questions = info.get("questions") or list(dict.fromkeys(k[1] for k in results))
+    return in_run_order(results, names, questions), names, info
+
+
+def record_judge(out_dir: Path, judge: Judge) -> None:
+    """run.json names the judge (and thresholds) that graded the run, after a rejudge too."""
+    path = Path(out_dir) / RUN_INFO
+    if path.exists():
+        info = json.loads(path.read_text())
+        info["judge"] = judge.describe()
+        path.write_text(json.dumps(info, indent=2))
+
+
 def build_pipelines(configs: Sequence[EvalConfig], config_file: Path | None = None,
                     base_overrides: dict[str, Any] | None = None, llm=None) -> dict[str, Pipeline]:
     """One pipeline per configuration; configurations with the same embedder share one loaded model."""

@@ -1,18 +1,24 @@
-"""`paper-assistant eval ...`: run configurations side by side, retrieval-only recall, judge-check, scoring, reports."""
+"""`paper-assistant eval ...`: run configurations side by side, retrieval-only recall, judge-check, scoring, reports.
+
+The metrics, runs and reports are eval/'s; this module parses options and shows progress and tables. eval.* and
+assistant.api are imported inside the commands: eval's judge and report alone add ~0.4-0.8 s (the judge's LLM
+client, numpy for the report; python -X importtime) to every `paper-assistant` start, which takes ~0.4 s without.
+"""
 from __future__ import annotations
 
 import json
-import time
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.progress import TextColumn
+from rich.table import Table
 
 from assistant.cli.common import console, global_options, out, settings_of
-from foundation.config import PROJECT_ROOT
 from assistant.cli.progress import progress_bar
-from rich.table import Table
+from foundation.config import PROJECT_ROOT, Settings
+from indexes.store import Store
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate answers and retrieval on a gold set; score any RAG system's answers.")
 
@@ -24,18 +30,14 @@ JudgeModel = typer.Option(None, "--judge-model", envvar="PAPER_ASSISTANT_JUDGE_M
 JudgeWorkers = typer.Option(2, "--judge-workers", help="Judge requests sent at once (vLLM batches them)")
 
 
-def _store(settings):
+def _store(settings: Settings) -> Store | None:
     """The library's store, for the judge-check's near-miss pairs (the passage beside the evidence)."""
-    from indexes.store import Store
-
     path = settings.index_dir / "library.sqlite"
     return Store(path) if path.exists() else None
 
 
 def _shown(path: Path) -> str:
     """A dataset path as reports record it: relative to the project when it can be (reports are committed)."""
-    import os
-
     return os.path.relpath(path.resolve(), PROJECT_ROOT)
 
 
@@ -53,15 +55,6 @@ def _judge(ctx: typer.Context, url: Optional[str], model: Optional[str], workers
     from eval.judge import make_judge
 
     return make_judge(settings_of(ctx), url=url, model=model, workers=workers)
-
-
-def _use_saved_thresholds(judge, out_dir: Path) -> None:
-    """A scored judge takes the P(Yes) thresholds of the run folder's judge-check, where there is one."""
-    from eval.run import JUDGE_CHECK
-
-    if judge.scored and (out_dir / JUDGE_CHECK).exists():
-        saved = json.loads((out_dir / JUDGE_CHECK).read_text()).get("judge", {}).get("thresholds")
-        judge.thresholds.update(saved or {})
 
 
 def _progress():
@@ -93,8 +86,10 @@ def run_cmd(ctx: typer.Context,
             html: bool = typer.Option(False, help="Also write report.html"),
             as_json: bool = typer.Option(False, "--json", help="Print the summary metrics as JSON")) -> None:
     """Run configurations side by side; per-question JSONL, summary JSON and a Markdown report with plots."""
+    from eval.judge import run_judge_check
     from eval.report import summarize
-    from eval.run import JUDGE_CHECK, RESULTS, EvalError, EvalRun, build_pipelines, load_config
+    from eval.run import (JUDGE_CHECK, RESULTS, EvalError, EvalRun, build_pipelines, in_run_order, load_config,
+                          saved_judge_check, use_saved_thresholds)
 
     items = _dataset(dataset, limit, question or None)
     try:
@@ -129,8 +124,6 @@ def run_cmd(ctx: typer.Context,
         run.on_event = on_event
         # The check runs first: a scored judge takes its P(Yes) thresholds from it.
         if the_judge is not None and judge_check:
-            from eval.judge import run_judge_check
-
             t = progress.add_task("judge-check", total=judge_check, note="")
             check = run_judge_check(items if len(items) * 2 >= judge_check else _dataset(dataset), the_judge,
                                     limit=judge_check, on_pair=lambda p, d, n: progress.update(t, completed=d),
@@ -138,17 +131,14 @@ def run_cmd(ctx: typer.Context,
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / JUDGE_CHECK).write_text(check.model_dump_json(indent=2))
         elif the_judge is not None:
-            _use_saved_thresholds(the_judge, out_dir)
+            use_saved_thresholds(the_judge, out_dir)
         try:
             results = run.run()
         finally:
             for p in pipelines.values():
                 p.close()
-    if check is None and (out_dir / JUDGE_CHECK).exists():
-        check_data = json.loads((out_dir / JUDGE_CHECK).read_text())
-    else:
-        check_data = check.model_dump(mode="json") if check else None
-    ordered = [results[(c.name, i.id)] for i in items for c in configs if (c.name, i.id) in results]
+    check_data = check.model_dump(mode="json") if check else saved_judge_check(out_dir)
+    ordered = in_run_order(results, [c.name for c in configs], [i.id for i in items])
     summary = summarize(ordered, [c.name for c in configs], check_data, dataset=_shown(dataset),
                         judge=the_judge.describe() if the_judge else None)
     _report(out_dir, summary, ordered, html, as_json)
@@ -160,15 +150,11 @@ def report_cmd(out_dir: Path = typer.Argument(..., help="A run's output folder")
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Re-render summary and report from a run folder's results.jsonl (e.g. after a partial run)."""
     from eval.report import summarize
-    from eval.run import JUDGE_CHECK, RESULTS, RUN_INFO, ResultsFile
+    from eval.run import load_run, saved_judge_check
 
-    info = json.loads((out_dir / RUN_INFO).read_text()) if (out_dir / RUN_INFO).exists() else {}
-    results = ResultsFile(out_dir / RESULTS).load()
-    names = [c["name"] for c in info.get("configs", [])] or list(dict.fromkeys(k[0] for k in results))
-    order = info.get("questions") or list(dict.fromkeys(k[1] for k in results))
-    ordered = [results[(c, q)] for q in order for c in names if (c, q) in results]
-    check = json.loads((out_dir / JUDGE_CHECK).read_text()) if (out_dir / JUDGE_CHECK).exists() else None
-    summary = summarize(ordered, names, check, dataset=info.get("dataset", ""), judge=info.get("judge"))
+    ordered, names, info = load_run(out_dir)
+    summary = summarize(ordered, names, saved_judge_check(out_dir), dataset=info.get("dataset", ""),
+                        judge=info.get("judge"))
     _report(out_dir, summary, ordered, html, as_json)
 
 
@@ -181,10 +167,10 @@ def rejudge_cmd(ctx: typer.Context,
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Grade a run's answers for correctness again (after a change to the judge prompt or its judge-check), at
     the thresholds of <out>/judge_check.json; the answers are not generated again. Then re-renders the report."""
-    from eval.run import RESULTS, RUN_INFO, ResultsFile, rejudge_correctness
+    from eval.run import RESULTS, ResultsFile, record_judge, rejudge_correctness, use_saved_thresholds
 
     judge = _judge(ctx, judge_url, judge_model, judge_workers)
-    _use_saved_thresholds(judge, out_dir)
+    use_saved_thresholds(judge, out_dir)
     results = ResultsFile(out_dir / RESULTS)
     loaded = list(results.load().values())
     with _progress() as progress:
@@ -192,10 +178,7 @@ def rejudge_cmd(ctx: typer.Context,
         for r in rejudge_correctness(loaded, judge):
             results.append(r)
             progress.update(t, advance=1, note=r.qid)
-    if (out_dir / RUN_INFO).exists():  # the report names the judge and thresholds that graded the run
-        info = json.loads((out_dir / RUN_INFO).read_text())
-        info["judge"] = judge.describe()
-        (out_dir / RUN_INFO).write_text(json.dumps(info, indent=2))
+    record_judge(out_dir, judge)
     report_cmd(out_dir, html=html, as_json=as_json)
 
 
@@ -233,38 +216,29 @@ def retrieval_cmd(ctx: typer.Context,
                   out_file: Optional[Path] = typer.Option(None, "--out", help="Write per-question ranks as JSONL here"),
                   as_json: bool = typer.Option(False, "--json")) -> None:
     """Retrieval only (no LLM): paper- and evidence-level recall@1/5/k and MRR per mode, side by side."""
-    import numpy as np
-
     from assistant.api import Assistant
     from assistant.engine.retrieve import RetrievalError
-    from eval.metrics import retrieval_scores
+    from eval.retrieval import gold_retrieval_items, run_retrieval, summarize_retrieval
 
-    items = [i for i in _dataset(dataset, limit) if i.answerable and i.arxiv_id and i.evidence]
+    items = gold_retrieval_items(_dataset(dataset, limit))
     assistant = Assistant(settings_of(ctx))
     ks = sorted({1, 5, k})
     rows, summary = [], {}
     with _progress() as progress:
         for m in mode:
             task = progress.add_task(m, total=len(items), note="")
-            scores, lat = [], []
-            for item in items:
-                start = time.perf_counter()
-                try:
-                    hits = assistant.search(item.question, k=k, mode=m)
-                except RetrievalError as exc:
-                    console.print(f"[red]{exc}[/red]")
-                    raise typer.Exit(2)
-                lat.append(time.perf_counter() - start)
-                s = retrieval_scores(item.arxiv_id, item.evidence, [(h.chunk.arxiv_id, h.chunk.text) for h in hits])
-                scores.append(s)
-                rows.append({"mode": m, "qid": item.id, "kind": item.kind, **s.model_dump()})
-                progress.update(task, advance=1)
-            summary[m] = {"questions": len(items),
-                          **{f"paper_recall@{x}": round(float(np.mean([s.paper_recall(x) for s in scores])), 4) for x in ks},
-                          **{f"evidence_recall@{x}": round(float(np.mean([s.evidence_recall(x) for s in scores])), 4) for x in ks},
-                          "paper_mrr": round(float(np.mean([s.paper_rr for s in scores])), 4),
-                          "evidence_mrr": round(float(np.mean([s.evidence_rr for s in scores])), 4),
-                          "p50_ms": round(1000 * float(np.median(lat)), 1)}
+
+            def search(question: str, m: str = m) -> list[tuple[str, str]]:
+                return [(h.chunk.arxiv_id, h.chunk.text) for h in assistant.search(question, k=k, mode=m)]
+
+            try:
+                results = run_retrieval(items, search, on_question=lambda _: progress.update(task, advance=1))
+            except RetrievalError as exc:
+                console.print(f"[red]{exc}[/red]")
+                raise typer.Exit(2)
+            rows += [{"mode": m, "qid": r.qid, "kind": r.kind, **r.scores.model_dump()} for r in results]
+            summary[m] = {key: round(value, 1 if key == "p50_ms" else 4)
+                          for key, value in summarize_retrieval(results, ks).items()}
     assistant.close()
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +298,7 @@ def score_cmd(ctx: typer.Context,
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Faithfulness of any system's answers to the passages they used: per-sentence verdicts + score."""
     from eval.datasets import DatasetError, load_scoring_records
-    from eval.metrics import score_faithfulness
+    from eval.metrics import mean_faithfulness, score_faithfulness
 
     try:
         recs = load_scoring_records(records)
@@ -332,17 +306,14 @@ def score_cmd(ctx: typer.Context,
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2)
     judge = _judge(ctx, judge_url, judge_model, judge_workers)
-    scored = []
+    results = []
     with _progress() as progress:
         t = progress.add_task("scoring", total=len(recs), note="")
         for rec in recs:
-            result = score_faithfulness(rec.answer, rec.passages, judge)
-            scored.append({"id": rec.id, "question": rec.question, **result.model_dump(mode="json")})
+            results.append(score_faithfulness(rec.answer, rec.passages, judge))
             progress.update(t, advance=1)
-    values = [s["score"] for s in scored if s["score"] is not None]
-    summary = {"records": len(scored), "scored": len(values), "judge": judge.describe(),
-               "faithfulness": round(sum(values) / len(values), 4) if values else None,
-               "judge_errors": sum(s["n_errors"] for s in scored)}
+    scored = [{"id": rec.id, "question": rec.question, **r.model_dump(mode="json")} for rec, r in zip(recs, results)]
+    summary = {**mean_faithfulness(results), "judge": judge.describe()}
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text("".join(json.dumps(s) + "\n" for s in scored))

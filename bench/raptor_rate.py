@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
 from foundation.config import load_settings  # noqa: E402
-from assistant.summaries.build import estimate_summaries  # noqa: E402
+from indexes.raptor.clustering import estimate_summaries  # noqa: E402
 from assistant.summaries.config import TreeConfig  # noqa: E402
 
 
@@ -74,7 +74,7 @@ def main() -> None:
         for chunk in lib.library.store.iter_chunks(level=0):
             by_paper[chunk.arxiv_id].append(chunk)
         config = TreeConfig.from_settings(lib.settings, None)
-        total = sum(estimate_summaries(leaves, config.input_budget, config.summary_tokens)
+        total = sum(estimate_summaries([c.n_tokens for c in leaves], config.input_budget, config.summary_tokens)
                     for leaves in by_paper.values())
         best_c, best = max(rates.items(), key=lambda kv: kv[1])
         print(f"library {args.library}: {len(by_paper)} papers, ~{total} summaries; at {best:.2f}/min "

@@ -21,12 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
 from foundation.config import load_settings  # noqa: E402
 from eval.metrics import evidence_hit, normalize_answer  # noqa: E402
-from indexes.raptor import collapsed_search  # noqa: E402
+from indexes.raptor import TreeStore, collapsed_search  # noqa: E402
+from indexes.store import Store  # noqa: E402
 
 MODES = {"leaf": [0], "collapsed": None, "summaries": list(range(1, 10))}
 STOP = set("of to in on for and or is are was were be by with as at from that this it its which what how".split())
@@ -100,34 +103,33 @@ def build_timings(index_dir: Path) -> dict:
 
 def transplant(a: Assistant, source: Path) -> list[str]:
     """Copy finished paper trees from another index of the same papers (same settings, so same leaf ids)
-    into this one: summary chunks into the store and dense index (vectors from the source's raptor.sqlite)
-    and the tree bookkeeping. Papers whose leaves differ are skipped. Topics are not copied."""
-    import numpy as np
-
-    from foundation.types import Chunk  # noqa: F401
-    from indexes.raptor import RaptorDB
-    from indexes.store import Store
-
+    into this one through TreeStore: summary chunks into the store and dense index (vectors from the source's
+    raptor.sqlite), layer plans, trees and build runs. Papers whose leaves differ are skipped. Topics are not copied."""
     src_store = Store(source / "index" / "library.sqlite")
-    src = RaptorDB(source / "index" / "raptor.sqlite")
-    dst = RaptorDB(a.settings.index_dir / "raptor.sqlite")
+    src = sqlite3.connect(str(source / "index" / "raptor.sqlite"))
+    trees = TreeStore(a.library)
     moved = []
-    for row in src.rows("SELECT * FROM trees"):
-        aid = row[0]
-        mine = [c.id for c in a.library.store.chunks_of(aid, 0)]
-        theirs = [c.id for c in src_store.chunks_of(aid, 0)]
-        if not mine or mine != theirs:
-            continue
-        nodes = [c for c in src_store.chunks_of(aid, None) if c.level > 0]
-        vecs = dict(src.rows("SELECT id, vector FROM nodes WHERE arxiv_id=?", (aid,)))
-        a.library.dense.add_embedded(nodes, np.stack([np.frombuffer(vecs[c.id], dtype=np.float32) for c in nodes]))
-        a.library.store.add_chunks(nodes)
-        dst.many("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?)",
-                 src.rows("SELECT * FROM nodes WHERE arxiv_id=?", (aid,)))
-        dst.many("INSERT OR REPLACE INTO plans VALUES (?,?,?,?)", src.rows("SELECT * FROM plans WHERE arxiv_id=?", (aid,)))
-        dst.run("INSERT OR REPLACE INTO trees VALUES (?,?,?,?,?,?,?)", row)
-        moved.append(aid)
-    dst.many("INSERT INTO runs VALUES (?,?,?,?,?,?)", src.rows("SELECT * FROM runs"))
+    try:
+        for aid, leaf_hash, root_id, _depth, n_summaries, seconds, _built in src.execute("SELECT * FROM trees").fetchall():
+            mine = [c.id for c in a.library.store.chunks_of(aid, 0)]
+            if not mine or mine != [c.id for c in src_store.chunks_of(aid, 0)]:
+                continue
+            saved = {i: (kind, vector, note) for i, kind, vector, note in
+                     src.execute("SELECT id, kind, vector, note FROM nodes WHERE arxiv_id=?", (aid,))}
+            nodes = sorted((c for c in src_store.chunks_of(aid, None) if c.level > 0), key=lambda c: c.level)
+            for node in nodes:
+                kind, vector, note = saved[node.id]
+                trees.add_node(node, np.frombuffer(vector, dtype=np.float32), kind, note)
+            for level, input_hash, clusters in src.execute(
+                    "SELECT level, input_hash, clusters FROM plans WHERE arxiv_id=?", (aid,)):
+                trees.save_plan(aid, level, input_hash, json.loads(clusters))
+            trees.save_tree(aid, leaf_hash, a.library.store.chunks([root_id])[root_id], n_summaries, seconds)
+            moved.append(aid)
+        for _started, seconds, summaries, llm_seconds, papers, report in src.execute("SELECT * FROM runs"):
+            trees.record_run(seconds, summaries, llm_seconds, papers, json.loads(report))
+    finally:
+        trees.close()
+        src.close()
     return moved
 
 
@@ -143,10 +145,9 @@ def main() -> None:
     a = Assistant(load_settings(home=args.home))
     if args.trees_from:
         print(f"copied trees of {transplant(a, args.trees_from)}", file=sys.stderr)
-    from indexes.raptor import RaptorTree, TreeConfig
-
-    tree = RaptorTree(a.library, llm=None, config=TreeConfig())
-    with_tree = set(tree.tree_papers())
+    trees = TreeStore(a.library)
+    with_tree = set(trees.tree_papers())
+    trees.close()
     rows = [json.loads(line) for line in args.dataset.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("arxiv_id") and (args.all_papers or r["arxiv_id"] in with_tree)]
     a.search("warm up", k=1)

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from assistant.summaries.clustering import (best_k_by_bic, cluster_for_summary, gmm_clusters, pack_in_order, reduce_dims,
-                                split_in_two, split_to_budget)
 from assistant.summaries.text import clean_summary, cut_to_sentence, looks_runaway, split_text
 from indexes.raptor import TOPIC_LEVEL, fill_budget, parse_levels
+from indexes.raptor.clustering import (best_k_by_bic, cluster_for_summary, estimate_summaries, gmm_clusters,
+                                       merge_singletons, pack_in_order, reduce_dims, split_in_two, split_to_budget,
+                                       topic_groups)
 
 
 def blobs(n_per=12, centres=((0, 0), (10, 0), (0, 10)), seed=0, dim=2):
@@ -120,3 +121,26 @@ def test_split_text_drops_nothing():
     pieces = split_text(text, 30, lambda s: len(s.split()))
     assert " ".join(pieces).split() == text.split()
     assert all(len(p.split()) <= 30 for p in pieces)
+
+
+def _unit(*rows: list[float]) -> np.ndarray:
+    x = np.asarray(rows, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_topic_groups_keep_earlier_topics_and_join_a_new_paper_to_the_nearest():
+    papers = ["a", "b", "c", "d", "e"]
+    vectors = _unit([1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.1], [0.1, 1, 0], [0.05, 1, 0.05])  # e sits with c and d
+    groups = topic_groups(papers, vectors, [50] * 5, kept=[["a", "b"], ["c", "d"]], budget=1000)
+    assert groups == [["a", "b"], ["c", "d", "e"]]
+
+
+def test_a_topic_of_one_paper_joins_its_nearest_topic():
+    vectors = dict(zip("abcde", _unit([1, 0, 0], [0.9, 0.1, 0], [1, 0.1, 0], [0, 1, 0], [0, 1, 0.1])))
+    assert merge_singletons([["a"], ["b", "c"], ["d", "e"]], vectors) == [["a", "b", "c"], ["d", "e"]]
+
+
+def test_estimate_grows_with_the_paper_and_counts_the_root():
+    assert estimate_summaries([100], budget=1500) == 1  # fits one prompt: the paper summary alone
+    small, large = estimate_summaries([200] * 20, 1500), estimate_summaries([200] * 200, 1500)
+    assert 1 < small < large

@@ -171,7 +171,7 @@ import numpy as np
 from foundation.config import Settings
 from foundation.text import content_words
 from indexes.library import build_extra_indexes, uninstalled_indexes
-from assistant.summaries.clustering import reduce_dims
+from indexes.raptor.clustering import reduce_dims
 
 settings = Settings(home=sys.argv[1], indexes=["bm25", "colbert"])
 missing = [m for m in ("colbert", "faiss", "textual", "matplotlib", "umap") if importlib.util.find_spec(m) is None]

@@ -1,9 +1,9 @@
-"""The RAPTOR summary-tree builder: per-paper layers of cluster summaries up to a paper summary, the
-corpus topic level over paper summaries, and the concurrent, checkpointed LLM jobs that make each
-summary. Resumable: plans and finished nodes are saved (indexes.raptor.TreeStore) as they are made."""
+"""The RAPTOR summary-tree builder, the part that needs the LLM: per-paper layers of cluster summaries up to a
+paper summary, the corpus topic level over paper summaries, and the concurrent, checkpointed LLM jobs that make
+each summary. How layers are clustered, what a node is and where trees are kept is indexes/raptor/ (no LLM).
+Resumable: plans and finished nodes are saved (indexes.raptor.TreeStore) as they are made."""
 from __future__ import annotations
 
-import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,12 +15,12 @@ import numpy as np
 from foundation.prompts import load_prompt
 from foundation.types import Chunk, ProgressEvent
 from assistant.llm.protocol import LLM, LLMError, Message
-from assistant.summaries.clustering import cluster_for_summary, split_to_budget
 from assistant.summaries.config import BuildReport, Progress, TreeConfig
 from assistant.summaries.text import (cap_reply, clean_summary, cut_to_sentence, extractive_summary, looks_runaway,
                                       split_text)
-from indexes.raptor import (CORPUS_ID, MAX_TREE_LEVEL, TOPIC_LEVEL, TreeStore, build_lock, hash_ids,
-                            node_id)
+from indexes.raptor.clustering import cluster_for_summary, estimate_summaries, split_to_budget, topic_groups
+from indexes.raptor.nodes import CORPUS_ID, MAX_TREE_LEVEL, TOPIC_LEVEL, NodeKind, hash_ids, node_id, summary_node
+from indexes.raptor.store import TreeLibrary, TreeStore, build_lock
 
 
 @dataclass
@@ -29,7 +29,7 @@ class _Job:
 
     arxiv_id: str
     level: int
-    kind: str  # cluster | paper | topic | part
+    kind: NodeKind
     children: list[Chunk]
     title: str = ""
 
@@ -45,7 +45,7 @@ def _quiet(_: ProgressEvent) -> None:
 class TreeBuilder:
     """Builds the summary trees of a library with an LLM. One builder per index at a time (build_lock)."""
 
-    def __init__(self, library, llm: LLM, config: TreeConfig):
+    def __init__(self, library: TreeLibrary, llm: LLM, config: TreeConfig):
         self.library = library
         self.store = library.store
         self.embedder = library.embedder
@@ -90,7 +90,8 @@ class TreeBuilder:
             else:
                 todo.append((aid, leaves))
         budget = self.config.input_budget
-        self._total = sum(estimate_summaries(leaves, budget, self.config.summary_tokens) for _, leaves in todo) + (max(1, len(known) // 5) if topics is not False else 0)
+        self._total = (sum(estimate_summaries([c.n_tokens for c in leaves], budget, self.config.summary_tokens)
+                           for _, leaves in todo) + (max(1, len(known) // 5) if topics is not False else 0))
         self._done = 0
         self._progress = progress
         progress(ProgressEvent(stage="build", message=f"{len(todo)} paper trees to build", done=0, total=self._total))
@@ -267,7 +268,8 @@ class TreeBuilder:
         return [{"role": "user", "content": prompt}]
 
     def _write(self, job: _Job, text: str, note: str) -> Chunk:
-        node = _make_node(job, text, self.embedder.count_tokens(text))
+        node = summary_node(job.arxiv_id, job.level, job.kind, job.children, job.title, text,
+                            self.embedder.count_tokens(text))
         self.trees.add_node(node, self.embedder.embed([text])[0], job.kind, note)
         self._report.summaries += 1
         self._tick(job)
@@ -291,31 +293,9 @@ class TreeBuilder:
         aids = sorted(trees)
         vectors = self.trees.vectors([roots[trees[a]] for a in aids])
         tokens = [self._tokens(roots[trees[a]]) for a in aids]
-        budget = self.config.input_budget
         kept = [[a for a in members if a in trees] for members in existing.values()]
-        kept = [m for m in kept if m]
-        assigned = {a for m in kept for a in m}
-        new = [a for a in aids if a not in assigned]
-        if not kept or len(new) > max(2, len(aids) // 2):
-            clusters = cluster_for_summary(vectors, tokens, budget, reducer=self.config.reducer, seed=self.config.seed)
-            groups = [[aids[i] for i in c] for c in clusters]
-        else:
-            groups = [list(m) for m in kept]
-            index = {a: i for i, a in enumerate(aids)}
-            centroids = np.stack([vectors[[index[a] for a in g]].mean(axis=0) for g in groups])
-            centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
-            for a in new:
-                sims = centroids @ vectors[index[a]]
-                best = float(sims.max())
-                for gi in np.flatnonzero(sims >= best - 0.02)[:2]:  # soft: near-ties join both
-                    groups[int(gi)].append(a)
-            split: list[list[str]] = []
-            for g in groups:
-                idx = [index[a] for a in g]
-                split.extend([[aids[idx[i]] for i in part] for part in
-                              split_to_budget(range(len(idx)), [tokens[i] for i in idx], vectors[idx], budget)])
-            groups = split
-        groups = _merge_singletons([sorted(set(g)) for g in groups], {a: vectors[i] for i, a in enumerate(aids)})
+        groups = topic_groups(aids, vectors, tokens, [m for m in kept if m], self.config.input_budget,
+                              reducer=self.config.reducer, seed=self.config.seed)
         self._replace_topics(existing, groups, trees, roots)
 
     def _replace_topics(self, existing: dict[str, list[str]], groups: list[list[str]],
@@ -332,58 +312,6 @@ class TreeBuilder:
         self._report.topics_written += len([n for n in nodes if n.id not in existing])
 
 
-def _merge_singletons(groups: list[list[str]], vectors: Mapping[str, np.ndarray]) -> list[list[str]]:
-    """A topic of one paper says nothing its paper summary does not: join it to the nearest topic."""
-    groups = [g for g in groups if g]
-    while len(groups) > 1 and any(len(g) == 1 for g in groups):
-        lone = next(i for i, g in enumerate(groups) if len(g) == 1)
-        v = vectors[groups[lone][0]]
-        others = [i for i in range(len(groups)) if i != lone]
-        best = max(others, key=lambda i: float(np.mean([vectors[a] for a in groups[i]], axis=0) @ v))
-        groups[best] = sorted(groups[best] + groups[lone])
-        del groups[lone]
-    return groups
-
-
-def estimate_summaries(leaves: Sequence[Chunk], budget: int, summary_tokens: int = 160) -> int:
-    """Rough count of summaries a paper's tree needs (for the ETA)."""
-    tokens = sum(c.n_tokens or 200 for c in leaves)
-    n, total = max(1, math.ceil(tokens / (0.8 * budget))), 0
-    shrink = min(0.5, summary_tokens / (0.8 * budget))
-    while n > 1 and total < 100_000:
-        total += n
-        n = math.ceil(n * shrink)
-    return total + 1
-
-
 def _child_block(i: int, c: Chunk) -> str:
     where = f"{c.section or 'text'}, {c.pages_label}" if c.level == 0 else f"{c.pages_label}"
     return f"[{i}] ({where})\n{c.text.strip()}"
-
-
-def _make_node(job: _Job, text: str, n_tokens: int) -> Chunk:
-    kids = job.children
-    real = [c for c in kids if "#" not in c.id] or kids
-    if job.kind == "topic":
-        titles = [c.section.removeprefix("Paper summary: ") for c in kids]
-        section = "Topic: " + "; ".join(t[:40] for t in titles)
-        pages = (0, 0)
-        chars = (0, 0)
-    else:
-        sections = list(dict.fromkeys(s for c in kids for s in _sections(c)))
-        label = "Paper summary" if job.kind == "paper" else f"Summary (level {job.level})"
-        section = f"{label}: {job.title}" if job.kind == "paper" else f"{label}: {'; '.join(sections)}"
-        pages = (min(c.page_start for c in kids), max(c.page_end for c in kids))
-        chars = (min(c.char_start for c in kids), max(c.char_end for c in kids))
-    return Chunk(id=job.id, arxiv_id=job.arxiv_id, version=kids[0].version if job.kind != "topic" else None,
-                 section=section[:300], page_start=pages[0], page_end=pages[1], char_start=chars[0],
-                 char_end=chars[1], text=text, n_tokens=n_tokens, level=job.level,
-                 children=tuple(c.id for c in real))
-
-
-def _sections(c: Chunk) -> list[str]:
-    if c.level == 0:
-        return [c.section] if c.section else []
-    if ": " in c.section:
-        return [s for s in c.section.split(": ", 1)[1].split("; ") if s]
-    return []

@@ -10,16 +10,20 @@ reference names a paper, a section and pages.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from foundation.config import Settings
 from foundation.text import best_quote, is_prose, place_markers, split_sentences
 from foundation.types import Chunk, Citation, Hit, ProgressEvent, bibtex_entry
 from assistant.engine.support import SupportChecker
+from assistant.llm.protocol import LLM
 from assistant.summaries.config import TreeConfig
 from assistant.summaries.writer import DraftWriter
+from indexes.library import Library
 from indexes.raptor import CORPUS_ID, TreeStore, collapsed_search, leaves_of
+from indexes.store import Store
 
 LENGTH_WORDS = {"short": 120, "medium": 250, "long": 450}
 STYLES = {
@@ -35,6 +39,25 @@ Progress = Callable[[ProgressEvent], None]
 
 def _quiet(_: ProgressEvent) -> None:
     pass
+
+
+class HitMaker(Protocol):
+    def to_hits(self, ranked: Sequence[tuple[str, float]], source: str) -> list[Hit]: ...
+
+
+class DraftSource(Protocol):
+    """What a draft needs of the Assistant (assistant.api.Assistant has it): the settings, the library (its
+    trees, store and dense index), ranked ids made into hits, and the LLM (a managed server starts on demand)."""
+
+    settings: Settings
+
+    @property
+    def library(self) -> Library: ...
+
+    @property
+    def retriever(self) -> HitMaker: ...
+
+    def llm(self, progress: Progress = ...) -> LLM: ...
 
 
 class Draft(BaseModel):
@@ -83,7 +106,7 @@ def length_in_words(length: str | int) -> int:
     return LENGTH_WORDS[length]
 
 
-def summarize(assistant, papers: Sequence[str] | None = None, topic: str | None = None, length: str | int = "medium",
+def summarize(assistant: DraftSource, papers: Sequence[str] | None = None, topic: str | None = None, length: str | int = "medium",
               style: str = "summary", progress: Progress = _quiet) -> Draft:
     if bool(papers) == bool(topic):
         raise ValueError("give either papers=[...] or topic=\"...\"")
@@ -109,7 +132,7 @@ def summarize(assistant, papers: Sequence[str] | None = None, topic: str | None 
         else:
             ranked = collapsed_search(lib, topic, 40, None, budget=budget)
             sources = [h for h in assistant.retriever.to_hits(ranked, "collapsed")]
-            used = sorted({_paper_of(h.chunk, lib) for h in sources} - {""})
+            used = sorted({_paper_of(h.chunk) for h in sources} - {""})
             tree_papers = tuple(p for p in used if any(h.chunk.level > 0 and h.chunk.arxiv_id == p for h in sources))
             leaf_papers = tuple(p for p in used if p not in tree_papers)
             subject = topic.strip()
@@ -126,8 +149,8 @@ def summarize(assistant, papers: Sequence[str] | None = None, topic: str | None 
         finally:
             checker.close()
         extractive = not written.sentences
-        kept = written.sentences or _extracts(sources, lib)
-        text, citations = _cite(kept, lib)
+        kept = written.sentences or _extracts(sources, lib.store)
+        text, citations = _cite(kept, lib.store)
         timings["total_s"] = round(time.perf_counter() - start, 3)
         return Draft(subject=subject, style=style, length_words=words, text=text, citations=tuple(citations),
                      sources=tuple(sources), tree_papers=tuple(tree_papers), leaf_papers=tuple(leaf_papers),
@@ -137,11 +160,12 @@ def summarize(assistant, papers: Sequence[str] | None = None, topic: str | None 
         tree.close()
 
 
-def _paper_of(chunk: Chunk, lib) -> str:
+def _paper_of(chunk: Chunk) -> str:
     return "" if chunk.arxiv_id == CORPUS_ID else chunk.arxiv_id
 
 
-def _paper_material(tree, lib, papers: list[str], trees: dict[str, str], budget: int):
+def _paper_material(tree: TreeStore, lib: Library, papers: list[str], trees: dict[str, str],
+                    budget: int) -> tuple[list[Hit], tuple[str, ...], tuple[str, ...]]:
     """Per paper: its tree top-down (paper summary, then each lower layer) or, without a tree, its
     abstract and the passages nearest its title, until the paper's share of the budget is used."""
     share = max(150, budget // len(papers))
@@ -175,12 +199,12 @@ def _paper_material(tree, lib, papers: list[str], trees: dict[str, str], budget:
     return hits, tuple(tree_papers), tuple(leaf_papers)
 
 
-def _extracts(sources: Sequence[Hit], lib) -> list[tuple[str, Chunk]]:
+def _extracts(sources: Sequence[Hit], store: Store) -> list[tuple[str, Chunk]]:
     """Nothing citable came back: from each leaf under the first sources, its first sentence of running
     prose (not a title line, an author list or a fragment cut at the chunk's edge), verbatim."""
     out = []
     for hit in sources[:6]:
-        leaves = leaves_of(lib.store, hit.chunk.id)
+        leaves = leaves_of(store, hit.chunk.id)
         if not leaves:
             continue
         sentences = split_sentences(" ".join(leaves[0].text.split()))[1:]  # the first may start mid-sentence
@@ -191,7 +215,7 @@ def _extracts(sources: Sequence[Hit], lib) -> list[tuple[str, Chunk]]:
     return out
 
 
-def _cite(kept: Sequence[tuple[str, Chunk]], lib) -> tuple[str, list[Citation]]:
+def _cite(kept: Sequence[tuple[str, Chunk]], store: Store) -> tuple[str, list[Citation]]:
     """The draft's text with [n] markers, numbered by first citation, and the citations they point at."""
     numbers: dict[str, int] = {}
     citations: list[Citation] = []
@@ -199,7 +223,7 @@ def _cite(kept: Sequence[tuple[str, Chunk]], lib) -> tuple[str, list[Citation]]:
     for sentence, leaf in kept:
         if leaf.id not in numbers:
             numbers[leaf.id] = len(numbers) + 1
-            record = lib.store.paper(leaf.arxiv_id)
+            record = store.paper(leaf.arxiv_id)
             p = record.paper if record else None
             citations.append(Citation(n=numbers[leaf.id], chunk_id=leaf.id, arxiv_id=leaf.arxiv_id,
                                       title=p.title if p else "", section=leaf.section, page_start=leaf.page_start,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 from foundation.prompts import load_prompt
@@ -18,7 +19,7 @@ from foundation.types import Chunk, Hit, ProgressEvent
 from assistant.engine.passages import sanitize_passage
 from assistant.engine.support import SupportChecker
 from assistant.llm.protocol import LLM, LLMError
-from indexes.raptor import resolve_leaf
+from indexes.raptor import TreeLibrary, resolve_leaf
 
 MIN_ALIGN = 0.25          # a sentence without a usable marker goes to the source holding this share of its words
 SOURCES_PER_PARAGRAPH = 4
@@ -40,7 +41,8 @@ class Written:
 
 
 class DraftWriter:
-    def __init__(self, llm: LLM, checker: SupportChecker, library, prompts_dir, progress: Callable = lambda e: None):
+    def __init__(self, llm: LLM, checker: SupportChecker, library: TreeLibrary, prompts_dir: Path,
+                 progress: Callable[[ProgressEvent], None] = lambda e: None):
         self.llm, self.checker, self.library, self.prompts_dir, self.progress = llm, checker, library, prompts_dir, progress
 
     def write(self, sources: Sequence[Hit], subject: str, style: str, words: int) -> Written:

@@ -1,4 +1,5 @@
-"""RAPTOR clustering: reduce embeddings (UMAP), fit Gaussian mixtures, pick the count by BIC, assign softly.
+"""RAPTOR clustering: reduce embeddings (UMAP), fit Gaussian mixtures, pick the count by BIC, assign softly;
+split clusters to the summariser's budget, group papers into corpus topics, estimate a tree's size.
 
 Pure functions of arrays (no I/O, no models), deterministic for a given seed, so tests can pin them
 with fixed embeddings. Sarthi et al. 2024 (arXiv 2401.18059) use UMAP to ~10 dimensions, a GMM whose
@@ -10,10 +11,13 @@ UMAP (umap-learn 0.5.12) works with the pinned numpy/numba here, but its first c
 """
 from __future__ import annotations
 
+import math
 import warnings
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
 
 Reducer = Literal["auto", "umap", "pca", "none"]
 
@@ -32,15 +36,15 @@ def reduce_dims(vectors: np.ndarray, dim: int = 10, reducer: Reducer = "auto", s
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                # Here, not at the top: umap-learn is the optional [raptor] extra, and its import pulls in numba
+                # (seconds) that only a large enough layer needs.
                 import umap
 
                 neighbours = max(2, min(int(np.sqrt(n - 1)), n - 1))
                 return umap.UMAP(n_neighbors=neighbours, n_components=target, metric="cosine",
                                  random_state=seed, n_jobs=1).fit_transform(x)
-        except ImportError:  # pragma: no cover - umap-learn is pinned, PCA keeps the build going without it
+        except ImportError:  # no [raptor] extra: PCA keeps the build going (tests/test_packaging.py)
             pass
-    from sklearn.decomposition import PCA
-
     return PCA(n_components=target, random_state=seed).fit_transform(x)
 
 
@@ -49,8 +53,6 @@ def best_k_by_bic(x: np.ndarray, max_k: int, seed: int = 0, patience: int = 3) -
 
     Stops once BIC has not improved for `patience` counts in a row: fitting every count up to
     RAPTOR's 50 costs ~20 s for 150 points on 2 cores, and past the minimum BIC only climbs."""
-    from sklearn.mixture import GaussianMixture
-
     max_k = max(1, min(max_k, len(x) - 1)) if len(x) > 1 else 1
     best_k, best_bic, worse = 1, np.inf, 0
     for k in range(1, max_k + 1):
@@ -74,8 +76,6 @@ def gmm_clusters(vectors: np.ndarray, max_k: int = 50, threshold: float = 0.1, d
         return []
     if n <= 2:
         return [list(range(n))]
-    from sklearn.mixture import GaussianMixture
-
     x = reduce_dims(vectors, dim, reducer, seed)
     k = best_k_by_bic(x, max_k, seed)
     if k == 1:
@@ -176,3 +176,58 @@ def cluster_for_summary(vectors: np.ndarray, tokens: Sequence[int], budget: int,
     if n > 1 and len(unique) >= n:
         unique = pack_in_order(tokens, budget)
     return sorted(unique, key=lambda p: p[0])
+
+
+def merge_singletons(groups: list[list[str]], vectors: Mapping[str, np.ndarray]) -> list[list[str]]:
+    """A topic of one paper says nothing its paper summary does not: join it to the nearest topic."""
+    groups = [g for g in groups if g]
+    while len(groups) > 1 and any(len(g) == 1 for g in groups):
+        lone = next(i for i, g in enumerate(groups) if len(g) == 1)
+        v = vectors[groups[lone][0]]
+        others = [i for i in range(len(groups)) if i != lone]
+        best = max(others, key=lambda i: float(np.mean([vectors[a] for a in groups[i]], axis=0) @ v))
+        groups[best] = sorted(groups[best] + groups[lone])
+        del groups[lone]
+    return groups
+
+
+def topic_groups(papers: Sequence[str], vectors: np.ndarray, tokens: Sequence[int], kept: Sequence[Sequence[str]],
+                 budget: int, reducer: Reducer = "auto", seed: int = 0) -> list[list[str]]:
+    """The corpus topics: papers (with their summaries' vectors and token counts) grouped by similarity, each
+    group's summaries fitting the budget. With earlier topics (`kept`: their members still present) and few new
+    papers, the earlier groups stay and each new paper joins the nearest (near-ties join both); else all are
+    clustered afresh. A group of one paper joins its nearest group."""
+    papers = list(papers)
+    assigned = {a for m in kept for a in m}
+    new = [a for a in papers if a not in assigned]
+    if not kept or len(new) > max(2, len(papers) // 2):
+        clusters = cluster_for_summary(vectors, tokens, budget, reducer=reducer, seed=seed)
+        groups = [[papers[i] for i in c] for c in clusters]
+    else:
+        groups = [list(m) for m in kept]
+        index = {a: i for i, a in enumerate(papers)}
+        centroids = np.stack([vectors[[index[a] for a in g]].mean(axis=0) for g in groups])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+        for a in new:
+            sims = centroids @ vectors[index[a]]
+            best = float(sims.max())
+            for gi in np.flatnonzero(sims >= best - 0.02)[:2]:  # soft: near-ties join both
+                groups[int(gi)].append(a)
+        split: list[list[str]] = []
+        for g in groups:
+            idx = [index[a] for a in g]
+            split.extend([[papers[idx[i]] for i in part] for part in
+                          split_to_budget(range(len(idx)), [tokens[i] for i in idx], vectors[idx], budget)])
+        groups = split
+    return merge_singletons([sorted(set(g)) for g in groups], {a: vectors[i] for i, a in enumerate(papers)})
+
+
+def estimate_summaries(leaf_tokens: Sequence[int | None], budget: int, summary_tokens: int = 160) -> int:
+    """Rough count of summaries a paper's tree needs, from its passages' token counts (for the ETA)."""
+    tokens = sum(t or 200 for t in leaf_tokens)
+    n, total = max(1, math.ceil(tokens / (0.8 * budget))), 0
+    shrink = min(0.5, summary_tokens / (0.8 * budget))
+    while n > 1 and total < 100_000:
+        total += n
+        n = math.ceil(n * shrink)
+    return total + 1

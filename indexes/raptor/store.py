@@ -1,48 +1,44 @@
-"""Storage and search of RAPTOR summary trees (Sarthi et al. 2024); building them is assistant/summaries/.
-
-Summary nodes are ordinary `Chunk`s with `level > 0` and `children` ids, stored in the SQLite store and
-the dense index like leaves (never in BM25 or ColBERT, whose search is leaf-only), so collapsed
-retrieval can mix levels and a citation of a summary resolves to its leaf passages and their pages.
-Bookkeeping lives beside the index in `raptor.sqlite`:
+"""Storage of RAPTOR summary trees (Sarthi et al. 2024). Summary nodes live in the SQLite store and the
+dense index like leaves (never in BM25 or ColBERT, whose search is leaf-only), so collapsed retrieval can mix
+levels and a citation of a summary resolves to its leaf passages and their pages. Bookkeeping lives beside the
+index in `raptor.sqlite`:
 
 - trees:  per paper, the hash of the leaves the tree was built from and its root (incremental).
 - plans:  the clusters chosen for each layer, saved before summarising it (resume: same plan, same ids).
 - nodes:  kind, vector and notes (retried, capped, split, extractive fallback) of every summary.
 - topics: corpus clusters (member papers) and their status; `stale` after a member paper is removed.
 - runs:   build reports, for the build rate in `raptor status`.
-
-Levels: 0 = passage; 1..8 = paper-tree layers (the paper summary is the top one); 9 = corpus topics
-(arxiv_id "_corpus", so a `papers=` filter leaves them out).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 import time
-from pathlib import Path
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from foundation.config import Settings
 from foundation.locks import LockHeld, exclusive_lock, lock_holder
 from foundation.types import Chunk
-
-TOPIC_LEVEL = 9
-MAX_TREE_LEVEL = TOPIC_LEVEL - 1
-CORPUS_ID = "_corpus"
-
-
-def node_id(arxiv_id: str, level: int, children: Sequence[str]) -> str:
-    digest = hashlib.sha1("|".join(children).encode()).hexdigest()[:12]
-    return f"{arxiv_id.replace('/', '_')}-L{level}-{digest}"
+from indexes.base import Embedder
+from indexes.dense import DenseIndex
+from indexes.raptor.nodes import TOPIC_LEVEL
+from indexes.store import Store
 
 
-def hash_ids(ids: Iterable[str]) -> str:
-    return hashlib.sha1("|".join(ids).encode()).hexdigest()
+class TreeLibrary(Protocol):
+    """What summary trees need of a library (indexes.library.Library has it): its settings (index folder,
+    collapsed budget), the embedder, the store that holds every node, and the dense index that searches them."""
+
+    settings: Settings
+    embedder: Embedder
+    store: Store
+    dense: DenseIndex
 
 
 class TreeStatus(BaseModel):
@@ -56,94 +52,6 @@ class TreeStatus(BaseModel):
     last_run: dict[str, Any] = Field(default_factory=dict)
 
 
-# --- retrieval over the tree
-
-def fill_budget(ranked: Sequence[tuple[str, float]], tokens: Mapping[str, int], budget: int) -> list[tuple[str, float]]:
-    """RAPTOR's collapsed-tree selection: take nodes best first until the next would pass the budget."""
-    out: list[tuple[str, float]] = []
-    used = 0
-    for cid, score in ranked:
-        t = tokens.get(cid)
-        if t is None:
-            continue
-        if used + t > budget:
-            break
-        out.append((cid, score))
-        used += t
-    return out
-
-
-def parse_levels(mode: str) -> list[int] | None:
-    """"collapsed" -> None (every level); "collapsed:0,1" -> [0, 1]; "collapsed:topic" -> [9]."""
-    if ":" not in mode:
-        return None
-    spec = mode.split(":", 1)[1]
-    levels = []
-    for part in spec.replace(";", ",").split(","):
-        part = part.strip().lower()
-        if part in ("topic", "topics"):
-            levels.append(TOPIC_LEVEL)
-        elif part in ("leaf", "leaves"):
-            levels.append(0)
-        elif "-" in part:
-            lo, hi = part.split("-", 1)
-            levels.extend(range(int(lo), int(hi) + 1))
-        elif part:
-            try:
-                levels.append(int(part))
-            except ValueError:
-                raise ValueError(f"bad level filter {part!r} in retrieval mode {mode!r} (use e.g. collapsed:0,1)") from None
-    return sorted(set(levels)) or None
-
-
-def collapsed_search(library, query: str | np.ndarray, k: int, papers: Sequence[str] | None = None,
-                     levels: Sequence[int] | None = None, budget: int | None = None) -> list[tuple[str, float]]:
-    """Collapsed-tree retrieval over the library: cosine over every level (or `levels`) in one pool,
-    best first, filled up to the token budget (settings.collapsed_budget_tokens) and at most k nodes.
-    Papers without a tree simply contribute leaves."""
-    budget = budget or library.settings.collapsed_budget_tokens
-    vector = library.embedder.embed([query])[0] if isinstance(query, str) else np.asarray(query)
-    pool = library.dense.search_vector(vector, max(4 * k, 50), papers, levels=list(levels) if levels else None)
-    chunks = library.store.chunks([cid for cid, _ in pool])
-    tokens = {cid: (c.n_tokens or max(1, len(c.text) // 4)) for cid, c in chunks.items()}
-    return fill_budget(pool, tokens, budget)[:k]
-
-
-def leaves_of(store, chunk_id: str) -> list[Chunk]:
-    """The leaf passages under a node (the node itself if it is a leaf), in reading order."""
-    frontier = [chunk_id]
-    leaves: dict[str, Chunk] = {}
-    seen: set[str] = set()
-    while frontier:
-        got = store.chunks([i for i in frontier if i not in seen])
-        seen.update(frontier)
-        frontier = []
-        for c in got.values():
-            if c.level == 0:
-                leaves[c.id] = c
-            else:
-                frontier.extend(c.children)
-    return sorted(leaves.values(), key=lambda c: (c.arxiv_id, c.char_start))
-
-
-def resolve_leaf(library, chunk: Chunk, vector: np.ndarray) -> Chunk | None:
-    """The leaf passage under `chunk` (itself if a leaf) nearest to `vector` (a citing sentence's
-    embedding): the first of its leaves in a dense search; None when its leaves are gone."""
-    if chunk.level == 0:
-        return chunk
-    leaves = leaves_of(library.store, chunk.id)
-    if not leaves:
-        return None
-    ids = {c.id: c for c in leaves}
-    papers = sorted({c.arxiv_id for c in leaves})
-    for cid, _ in library.dense.search_vector(vector, 50, papers, levels=(0,)):
-        if cid in ids:
-            return ids[cid]
-    vectors = np.stack([library.embedder.embed([c.text])[0] for c in leaves])
-    return leaves[int(np.argmax(vectors @ np.asarray(vector, dtype=np.float32)))]
-
-
-# --- bookkeeping
 
 class TreeStore:
     """The summary trees of a library: nodes in the store and dense index, bookkeeping in raptor.sqlite."""
@@ -161,7 +69,7 @@ class TreeStore:
         papers INTEGER, report TEXT);
     """
 
-    def __init__(self, library):
+    def __init__(self, library: TreeLibrary):
         self.library = library
         self.store = library.store
         self.dense = library.dense
@@ -327,7 +235,7 @@ def build_running(index_dir: Path) -> int | None:
     return lock_holder(index_dir / "raptor.lock")
 
 
-def forget_paper(library, arxiv_id: str) -> list[str]:
+def forget_paper(library: TreeLibrary, arxiv_id: str) -> list[str]:
     """After a paper's removal: drop its tree bookkeeping and stale its topics (no LLM needed)."""
     if not (library.settings.index_dir / "raptor.sqlite").exists():
         return []

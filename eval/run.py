@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from foundation.config import Settings, load_settings
+from indexes.embedder import embedder_for
+from eval.baseline import BaselinePipeline
 from eval.datasets import QAItem
 from eval.judge import Judge
 from eval.pipelines import AssistantPipeline, PassageRecord, Pipeline, PipelineOutput  # noqa: F401
@@ -306,16 +308,12 @@ def record_judge(out_dir: Path, judge: Judge) -> None:
 def build_pipelines(configs: Sequence[EvalConfig], config_file: Path | None = None,
                     base_overrides: dict[str, Any] | None = None, llm=None) -> dict[str, Pipeline]:
     """One pipeline per configuration; configurations with the same embedder share one loaded model."""
-    from indexes.embedder import embedder_for
-
     embedders: dict[str, Any] = {}
     pipelines: dict[str, Pipeline] = {}
     for config in configs:
         settings = config.settings(config_file, **(base_overrides or {}))
         embedder = embedders.setdefault(settings.embedder, embedder_for(settings))
         if config.pipeline == "baseline":
-            from eval.baseline import BaselinePipeline
-
             pipelines[config.name] = BaselinePipeline(config.name, settings, embedder)
         else:
             pipelines[config.name] = AssistantPipeline(config.name, settings, embedder=embedder, llm=llm)

@@ -20,7 +20,10 @@ from foundation.faults import fault_point
 from foundation.locks import LockHeld, exclusive_lock, lock_holder
 from foundation.types import Chunk, Paper, PaperRecord, PaperStatus, ProgressEvent
 from indexes.base import Embedder, Index
+from indexes.bm25 import BM25Index
+from indexes.colbert import ColBERTIndex  # colbert-ai itself is imported when the index is first used
 from indexes.dense import DenseIndex
+from indexes.health import quick_check
 from indexes.raptor import CORPUS_ID
 from indexes.store import Store
 
@@ -52,12 +55,8 @@ def build_extra_indexes(settings: Settings, embedder: Embedder | None = None) ->
         if name in off:
             continue
         if name == "bm25":
-            from indexes.bm25 import BM25Index
-
             made[name] = BM25Index(settings.index_dir / "bm25")
         elif name == "colbert":
-            from indexes.colbert import ColBERTIndex
-
             made[name] = ColBERTIndex(settings.index_dir / "colbert", checkpoint=settings.colbert_checkpoint,
                                       cache_dir=settings.cache_dir / "colbert", encoder=embedder)
     return made
@@ -260,8 +259,6 @@ class Library:
     # --- health (indexes.health holds the checks)
     def warnings(self) -> list[str]:
         """The cheap part of `doctor`: indexes missing, stale or left mid-build, papers left pending."""
-        from indexes.health import quick_check
-
         return [issue.message for issue in quick_check(self)]
 
     def close(self) -> None:

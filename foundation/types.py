@@ -13,17 +13,46 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# A paper that came in as a PDF from disk (a file, a folder, a BibTeX or Zotero library) has no arXiv id of
+# its own: its id is this prefix and the first 12 hex digits of its first content's sha256. It never looks like
+# an arXiv id (no digits-dot-digits, no slash), stays the same when the file is edited (a new version) and is
+# a safe file-name stem, like every id.
+LOCAL_ID_PREFIX = "pdf-"
+
+
+def is_local_id(paper_id: str) -> bool:
+    """True for the id of a paper read from a PDF on disk, False for an arXiv id."""
+    return paper_id.startswith(LOCAL_ID_PREFIX)
+
+
 class Paper(Frozen):
-    arxiv_id: str = Field(description="Canonical arXiv id without version, e.g. 1706.03762 or hep-th/9901001")
-    version: int | None = Field(default=None, description="arXiv version number when known")
+    arxiv_id: str = Field(description="The paper's id: a canonical arXiv id without version (1706.03762, "
+                          "hep-th/9901001), or for a PDF from disk pdf-<12 hex> (is_local_id); every index keys by it")
+    version: int | None = Field(default=None, description="arXiv version number when known; for a PDF from disk the "
+                                "n-th content its file was ingested with (an edited PDF is a new version)")
     title: str = ""
     authors: tuple[str, ...] = ()
     year: int | None = None
     abstract: str = ""
     pdf_path: str | None = Field(default=None, description="Where the PDF lies on disk")
+    doi: str = Field(default="", description="DOI, from the PDF's first page or metadata or the user's library")
+    citation_key: str = Field(default="", description="The key the user's BibTeX or Zotero library gives the paper; "
+                              "BibTeX exports reuse it")
+    eprint: str = Field(default="", description="arXiv id printed on a PDF from disk or named by its library entry")
+    venue: str = Field(default="", description="Journal or proceedings, from the user's library")
+    origin: Literal["arxiv", "pdf", "bibtex", "zotero"] = Field(default="arxiv", description="How it came in")
+    content_hash: str = Field(default="", description="sha256 of the PDF the current version was read from")
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_id(self.arxiv_id)
 
     @property
     def url(self) -> str:
+        if self.is_local:
+            if self.doi:
+                return f"https://doi.org/{self.doi}"
+            return f"https://arxiv.org/abs/{self.eprint}" if self.eprint else ""
         v = f"v{self.version}" if self.version else ""
         return f"https://arxiv.org/abs/{self.arxiv_id}{v}"
 
@@ -103,10 +132,32 @@ class Citation(Frozen):
     quote: str = Field(default="", description="The passage sentence that best supports the citing sentence")
     authors: tuple[str, ...] = ()
     year: int | None = None
+    pdf_path: str | None = Field(default=None, description="The paper's PDF on disk: page_start is the page to open")
+    doi: str = ""
+    citation_key: str = Field(default="", description="The user's own BibTeX key for the paper, when known")
+    eprint: str = Field(default="", description="arXiv id of a paper read from disk, when known")
+    venue: str = ""
 
     @property
     def label(self) -> str:
         return source_label(self.n, self.title, self.arxiv_id, self.section, self.page_start, self.page_end)
+
+    def with_paper(self, paper: Paper | None) -> "Citation":
+        """The citation with its paper's file, DOI and library key (and title, authors, year where it has none)."""
+        if paper is None:
+            return self
+        return self.model_copy(update={
+            "pdf_path": paper.pdf_path, "doi": paper.doi, "citation_key": paper.citation_key,
+            "eprint": paper.eprint, "venue": paper.venue, "title": self.title or paper.title,
+            "authors": self.authors or paper.authors, "year": self.year or paper.year})
+
+
+def with_paper_details(answer: "Answer", papers: dict[str, Paper]) -> "Answer":
+    """The answer with every citation's PDF path, DOI and citation key filled in from its paper."""
+    if not answer.citations:
+        return answer
+    return answer.model_copy(update={"citations": tuple(c.with_paper(papers.get(c.arxiv_id))
+                                                         for c in answer.citations)})
 
 
 class Quote(Frozen):
@@ -204,7 +255,11 @@ class IngestResult(_IngestStatus):
     arxiv_id: str
     seconds: float = 0.0
     skipped: bool = Field(default=False, description="Already ingested with these settings; nothing redone")
-    kind: Literal["paper", "input"] = Field(default="paper", description="input: an item that named no paper (unreadable file, no ids in it, not an id)")
+    kind: Literal["paper", "input"] = Field(default="paper", description="input: an item that named no paper (unreadable file, no ids in it, not an id, a library entry with no PDF and no arXiv id)")
+    item: str = Field(default="", description="The file or library entry it came from (PDFs and libraries)")
+    title: str = ""
+    note: str = Field(default="", description="What was done besides indexing: a duplicate of another file, "
+                      "library metadata added to a paper already indexed")
 
 
 class ProgressEvent(Frozen):
@@ -248,15 +303,31 @@ def answer_to_markdown(answer: Answer) -> str:
 
 
 def bibtex_entry(c: Citation) -> str:
-    surname = re.sub(r"[^A-Za-z]", "", c.authors[0].split()[-1]) if c.authors else "arxiv"
-    key = f"{surname.lower()}{c.year or ''}_{re.sub(r'[^0-9]', '', c.arxiv_id)}"
-    fields = [f"  title = {{{{{c.title or c.arxiv_id}}}}}"]
+    """One BibTeX entry for a cited paper, under the user's own key when their library gave one. A PDF from
+    disk says what is known: @article with its DOI (and journal), else @misc with title, authors and year."""
+    local = is_local_id(c.arxiv_id)
+    surname = re.sub(r"[^A-Za-z]", "", c.authors[0].split()[-1]) if c.authors else ("anon" if local else "arxiv")
+    if c.citation_key:
+        key = c.citation_key
+    elif local:
+        word = next((w for w in re.findall(r"[A-Za-z]+", c.title) if len(w) > 3), "")
+        key = f"{surname.lower()}{c.year or ''}{word.lower()}" or c.arxiv_id
+    else:
+        key = f"{surname.lower()}{c.year or ''}_{re.sub(r'[^0-9]', '', c.arxiv_id)}"
+    fields = [f"  title = {{{{{c.title or ('Untitled' if local else c.arxiv_id)}}}}}"]
     if c.authors:
         fields.append(f"  author = {{{' and '.join(c.authors)}}}")
     if c.year:
         fields.append(f"  year = {{{c.year}}}")
-    fields += [f"  eprint = {{{c.arxiv_id}}}", "  archivePrefix = {arXiv}", f"  url = {{https://arxiv.org/abs/{c.arxiv_id}}}"]
-    return "@misc{" + key + ",\n" + ",\n".join(fields) + "\n}"
+    eprint = c.eprint if local else c.arxiv_id
+    article = bool(c.doi) and not (eprint and not c.venue)  # an arXiv DOI alone does not make a journal article
+    if article and c.venue:
+        fields.append(f"  journal = {{{c.venue}}}")
+    if c.doi:
+        fields.append(f"  doi = {{{c.doi}}}")
+    if eprint:
+        fields += [f"  eprint = {{{eprint}}}", "  archivePrefix = {arXiv}", f"  url = {{https://arxiv.org/abs/{eprint}}}"]
+    return ("@article{" if article else "@misc{") + key + ",\n" + ",\n".join(fields) + "\n}"
 
 
 def _shown_in(sentence: str, text: str) -> bool:
@@ -265,9 +336,15 @@ def _shown_in(sentence: str, text: str) -> bool:
 
 
 def source_label(n: int, title: str, arxiv_id: str, section: str, page_start: int, page_end: int) -> str:
-    """"[n] Title (arXiv:id), section, p. 4" as references and source lists show a citation or a quote."""
+    """"[n] Title (arXiv:id), section, p. 4" as references and source lists show a citation or a quote
+    ("[n] Title (PDF), ..." for a paper read from disk)."""
     sec = f", {section}" if section else ""
-    return f"[{n}] {title or arxiv_id} (arXiv:{arxiv_id}){sec}, {page_span(page_start, page_end)}"
+    return f"[{n}] {title or arxiv_id} ({paper_ref(arxiv_id)}){sec}, {page_span(page_start, page_end)}"
+
+
+def paper_ref(paper_id: str) -> str:
+    """"arXiv:1706.03762", or "PDF" for a paper read from disk (its id means nothing to a reader)."""
+    return "PDF" if is_local_id(paper_id) else f"arXiv:{paper_id}"
 
 
 def page_span(start: int, end: int) -> str:

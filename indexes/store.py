@@ -10,7 +10,7 @@ from typing import Any, Iterator, Sequence
 
 from foundation.types import Chunk, Paper, PaperRecord, PaperStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry upgrades the schema from version i to i+1; an index from a newer app is refused.
 MIGRATIONS: list[str] = [
@@ -29,7 +29,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS chunks_by_paper ON chunks(arxiv_id, level, seq);
     """,
+    # 2: papers from disk and from the user's BibTeX / Zotero library: what they are known by (DOI, citation
+    # key, an arXiv id printed on them), and every PDF content ingested, so the same file under another name
+    # is one paper and an edited one a new version. Rows of older libraries read as arXiv papers.
+    """
+    ALTER TABLE papers ADD COLUMN doi TEXT DEFAULT '';
+    ALTER TABLE papers ADD COLUMN citation_key TEXT DEFAULT '';
+    ALTER TABLE papers ADD COLUMN eprint TEXT DEFAULT '';
+    ALTER TABLE papers ADD COLUMN venue TEXT DEFAULT '';
+    ALTER TABLE papers ADD COLUMN origin TEXT DEFAULT 'arxiv';
+    ALTER TABLE papers ADD COLUMN content_hash TEXT DEFAULT '';
+    CREATE INDEX IF NOT EXISTS papers_by_pdf ON papers(pdf_path);
+    CREATE TABLE IF NOT EXISTS pdf_files (
+        sha256 TEXT PRIMARY KEY, arxiv_id TEXT NOT NULL, version INTEGER, path TEXT, seen_at REAL
+    );
+    CREATE INDEX IF NOT EXISTS pdf_files_by_paper ON pdf_files(arxiv_id);
+    """,
 ]
+
+# Named columns: INSERTs and SELECTs never depend on the order ALTER TABLE left them in.
+_PAPER_COLUMNS = ("arxiv_id", "version", "title", "authors", "year", "abstract", "pdf_path", "status", "reason",
+                  "n_chunks", "updated_at", "doi", "citation_key", "eprint", "venue", "origin", "content_hash")
+_PAPER_SELECT = "SELECT " + ", ".join(_PAPER_COLUMNS) + " FROM papers"
+_PAPER_INSERT = (f"INSERT OR REPLACE INTO papers ({', '.join(_PAPER_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(_PAPER_COLUMNS))})")
+_METADATA_COLUMNS = ("title", "authors", "year", "abstract", "pdf_path", "doi", "citation_key", "eprint", "venue",
+                     "origin", "content_hash")
 
 
 class IndexMismatch(RuntimeError):
@@ -89,11 +114,15 @@ class Store:
         with self._tx() as db:
             old = db.execute("SELECT n_chunks FROM papers WHERE arxiv_id=?", (paper.arxiv_id,)).fetchone()
             chunks = n_chunks if n_chunks is not None else (old[0] if old else 0)
-            db.execute(
-                "INSERT OR REPLACE INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (paper.arxiv_id, paper.version, paper.title, json.dumps(list(paper.authors)), paper.year,
-                 paper.abstract, paper.pdf_path, status.value, reason, chunks, time.time()),
-            )
+            db.execute(_PAPER_INSERT, _paper_row(paper, status, reason, chunks))
+
+    def update_metadata(self, paper: Paper) -> None:
+        """Title, authors, file, DOI, citation key ... of a paper as `paper` has them; its version, status and
+        chunks stay (library metadata for a paper already indexed re-indexes nothing)."""
+        values = _paper_values(paper)
+        with self._tx() as db:
+            db.execute(f"UPDATE papers SET {', '.join(f'{c}=?' for c in _METADATA_COLUMNS)}, updated_at=? "
+                       "WHERE arxiv_id=?", [values[c] for c in _METADATA_COLUMNS] + [time.time(), paper.arxiv_id])
 
     def set_status(self, arxiv_id: str, status: PaperStatus, reason: str = "", n_chunks: int | None = None) -> None:
         with self._tx() as db:
@@ -109,11 +138,7 @@ class Store:
         one transaction, so a pending paper always has all its chunks in the store (a killed ingest can be
         finished from them). Returns the ids of the paper's leaves that were dropped."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (paper.arxiv_id, paper.version, paper.title, json.dumps(list(paper.authors)), paper.year,
-                 paper.abstract, paper.pdf_path, PaperStatus.pending.value, "", len(chunks), time.time()),
-            )
+            db.execute(_PAPER_INSERT, _paper_row(paper, PaperStatus.pending, "", len(chunks)))
             old = {r[0] for r in db.execute("SELECT id FROM chunks WHERE arxiv_id=? AND level=0", (paper.arxiv_id,))}
             stale = sorted(old - {c.id for c in chunks})
             db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in stale])
@@ -133,11 +158,7 @@ class Store:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE arxiv_id=? AND level=0 AND version IS NOT ?",
                                             (paper.arxiv_id, paper.version))]
             db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
-            db.execute(
-                "INSERT OR REPLACE INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (paper.arxiv_id, paper.version, paper.title, json.dumps(list(paper.authors)), paper.year,
-                 paper.abstract, paper.pdf_path, PaperStatus.ok.value, "", n_chunks, time.time()),
-            )
+            db.execute(_PAPER_INSERT, _paper_row(paper, PaperStatus.ok, "", n_chunks))
         return ids
 
     def drop_leaves(self, arxiv_id: str, version: int | None = None, *, other_versions: bool = False) -> list[str]:
@@ -153,15 +174,30 @@ class Store:
         return ids
 
     def paper(self, arxiv_id: str) -> PaperRecord | None:
-        row = self._db.execute("SELECT * FROM papers WHERE arxiv_id=?", (arxiv_id,)).fetchone()
+        row = self._db.execute(f"{_PAPER_SELECT} WHERE arxiv_id=?", (arxiv_id,)).fetchone()
         return _record(row) if row else None
 
     def papers(self, status: PaperStatus | None = None) -> list[PaperRecord]:
         if status is None:
-            rows = self._db.execute("SELECT * FROM papers ORDER BY arxiv_id").fetchall()
+            rows = self._db.execute(f"{_PAPER_SELECT} ORDER BY arxiv_id").fetchall()
         else:
-            rows = self._db.execute("SELECT * FROM papers WHERE status=? ORDER BY arxiv_id", (status.value,)).fetchall()
+            rows = self._db.execute(f"{_PAPER_SELECT} WHERE status=? ORDER BY arxiv_id", (status.value,)).fetchall()
         return [_record(r) for r in rows]
+
+    def papers_at_path(self, path: str) -> list[PaperRecord]:
+        """Papers whose PDF is (or was last read from) this file."""
+        return [_record(r) for r in self._db.execute(f"{_PAPER_SELECT} WHERE pdf_path=? ORDER BY arxiv_id", (path,))]
+
+    # --- PDF contents seen: the same file under two names is one paper, an edited one a new version
+    def record_pdf(self, sha256: str, arxiv_id: str, version: int | None, path: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO pdf_files VALUES (?,?,?,?,?)",
+                       (sha256, arxiv_id, version, path, time.time()))
+
+    def pdf_owner(self, sha256: str) -> tuple[str, int | None, str] | None:
+        """(paper id, version, path first read from) of the paper ingested from this PDF content, if any."""
+        row = self._db.execute("SELECT arxiv_id, version, path FROM pdf_files WHERE sha256=?", (sha256,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
 
     def delete_paper(self, arxiv_id: str) -> list[str]:
         """Remove a paper and its chunks; returns the removed chunk ids so indexes can drop them."""
@@ -169,6 +205,7 @@ class Store:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE arxiv_id=?", (arxiv_id,))]
             db.execute("DELETE FROM chunks WHERE arxiv_id=?", (arxiv_id,))
             db.execute("DELETE FROM papers WHERE arxiv_id=?", (arxiv_id,))
+            db.execute("DELETE FROM pdf_files WHERE arxiv_id=?", (arxiv_id,))
         return ids
 
     # --- chunks
@@ -261,6 +298,7 @@ class Store:
             ids = [r[0] for r in db.execute("SELECT arxiv_id FROM papers WHERE status='failed' ORDER BY arxiv_id")]
             db.executemany("DELETE FROM chunks WHERE arxiv_id=?", [(i,) for i in ids])
             db.executemany("DELETE FROM papers WHERE arxiv_id=?", [(i,) for i in ids])
+            db.executemany("DELETE FROM pdf_files WHERE arxiv_id=?", [(i,) for i in ids])
         return ids
 
     def count_chunks(self, level: int | None = 0) -> int:
@@ -280,11 +318,28 @@ def _insert_leaves(db: sqlite3.Connection, chunks: Sequence[Chunk]) -> None:
     )
 
 
+def _paper_values(paper: Paper) -> dict[str, Any]:
+    return {"arxiv_id": paper.arxiv_id, "version": paper.version, "title": paper.title,
+            "authors": json.dumps(list(paper.authors)), "year": paper.year, "abstract": paper.abstract,
+            "pdf_path": paper.pdf_path, "doi": paper.doi, "citation_key": paper.citation_key, "eprint": paper.eprint,
+            "venue": paper.venue, "origin": paper.origin, "content_hash": paper.content_hash}
+
+
+def _paper_row(paper: Paper, status: PaperStatus, reason: str, n_chunks: int) -> tuple:
+    values = {**_paper_values(paper), "status": status.value, "reason": reason, "n_chunks": n_chunks,
+              "updated_at": time.time()}
+    return tuple(values[c] for c in _PAPER_COLUMNS)
+
+
 def _record(row: tuple) -> PaperRecord:
-    paper = Paper(arxiv_id=row[0], version=row[1], title=row[2] or "", authors=tuple(json.loads(row[3] or "[]")),
-                  year=row[4], abstract=row[5] or "", pdf_path=row[6])
-    return PaperRecord(paper=paper, status=PaperStatus(row[7]), reason=row[8] or "", n_chunks=row[9] or 0,
-                       updated_at=row[10] or 0.0)
+    v = dict(zip(_PAPER_COLUMNS, row))
+    paper = Paper(arxiv_id=v["arxiv_id"], version=v["version"], title=v["title"] or "",
+                  authors=tuple(json.loads(v["authors"] or "[]")), year=v["year"], abstract=v["abstract"] or "",
+                  pdf_path=v["pdf_path"], doi=v["doi"] or "", citation_key=v["citation_key"] or "",
+                  eprint=v["eprint"] or "", venue=v["venue"] or "", origin=v["origin"] or "arxiv",
+                  content_hash=v["content_hash"] or "")
+    return PaperRecord(paper=paper, status=PaperStatus(v["status"]), reason=v["reason"] or "",
+                       n_chunks=v["n_chunks"] or 0, updated_at=v["updated_at"] or 0.0)
 
 
 def _chunk(row: tuple) -> Chunk:

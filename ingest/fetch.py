@@ -91,6 +91,24 @@ class Fetcher:
             raise FetchError(ref.arxiv_id, self._api_down[1])
         return self._from_network(ref)
 
+    def metadata(self, ref: ArxivRef) -> Paper | None:
+        """The arXiv record of an id printed on a PDF from disk, without its PDF: the mirror's manifest, the
+        cache, or (online) the API; None when none has it or the API fails (the PDF's own metadata is used)."""
+        entry = self._mirror_manifest().get(ref.arxiv_id)
+        if entry:
+            return Paper(arxiv_id=ref.arxiv_id, version=_version_number(str(entry.get("arxiv_version") or "")),
+                         title=entry.get("title") or "", authors=tuple(entry.get("authors") or ()),
+                         year=entry.get("year"), abstract=entry.get("abstract") or "")
+        cached = self._from_cache(ref)
+        if cached is not None or self.settings.offline:
+            return cached
+        if self._api_down and time.monotonic() - self._api_down[0] < API_DOWN_HOLD_S:
+            return None
+        try:
+            return self._query_metadata(ref)
+        except FetchError:
+            return None
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

@@ -1,19 +1,24 @@
-"""Reading list -> indexed papers: read sources, then fetch -> parse -> chunk each paper and add it to the
-library, the next paper prepared while the current one is embedded."""
+"""Reading list -> indexed papers: read the inputs (ids, reading lists, PDFs, folders, BibTeX and Zotero
+libraries), then fetch (or read from disk) -> parse -> chunk each paper and add it to the library, the next
+paper prepared while the current one is embedded."""
 from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 from foundation.faults import fault_point
 from foundation.types import Chunk, IngestResult, Paper, PaperStatus, ProgressEvent
 from indexes.library import Library
 from ingest.chunk import chunk_paper
-from ingest.fetch import FetchError, Fetcher
+from ingest.fetch import FetchError, Fetcher, check_pdf
+from ingest.inputs import Inputs, read_inputs
+from ingest.local import LocalJob, backfill_hashes, local_paper, plan_local, sha256_of, with_entry
 from ingest.parse import ParseError, parse_pdf
-from ingest.sources import ArxivRef, read_sources
+from ingest.pdf_metadata import PdfMetadata, read_pdf_metadata
+from ingest.sources import ArxivRef
 
 Progress = Callable[[ProgressEvent], None]
 
@@ -24,8 +29,8 @@ def _quiet(_: ProgressEvent) -> None:
 
 @dataclass
 class Prepared:
-    """One paper fetched, parsed and chunked, or the reason it could not be."""
-    ref: ArxivRef
+    """One paper fetched (or read from disk), parsed and chunked, or the reason it could not be."""
+    ref: ArxivRef | LocalJob
     paper: Paper | None
     chunks: list[Chunk]
     error: str
@@ -38,34 +43,52 @@ class Ingestor:
         self.fetcher = fetcher or Fetcher(library.settings)
 
     def ingest(self, items: Iterable[str], progress: Progress = _quiet, retry_failed: bool = True) -> list[IngestResult]:
-        """Ingest ids, arXiv URLs or reading-list files; failures are recorded with reasons, the rest goes on.
-        One ingest writes to a library at a time: a second one waits for the first, then skips what it did."""
-        reading = read_sources(items)
-        # An unreadable item or a reading list with no ids is a problem with the input, not a failed paper.
+        """Ingest ids, arXiv URLs, reading-list files, PDFs, folders of PDFs, .bib files and Zotero libraries;
+        failures are recorded with reasons, the rest goes on. One ingest writes to a library at a time: a second
+        one waits for the first, then skips what it did."""
+        settings = self.library.settings
+        inputs = read_inputs(items, settings.pdf_glob, settings.zotero_collection)
+        # An unreadable item, a reading list with no ids or a library entry with no PDF and no arXiv id is a
+        # problem with the input, not a failed paper.
         results = [IngestResult(arxiv_id=err, status=PaperStatus.failed, reason=err, kind="input")
-                   for err in reading.errors]
+                   for err in inputs.errors]
 
         def waiting(pid: int | None) -> None:
             progress(ProgressEvent(stage="index", message=f"waiting for another ingest (pid {pid or '?'}) to finish"))
 
         with self.library.writing(on_wait=waiting):
-            results += self._ingest(reading.refs, progress, retry_failed)
+            results += self._ingest(inputs, progress, retry_failed)
         return results
 
-    def _ingest(self, refs: list[ArxivRef], progress: Progress, retry_failed: bool) -> list[IngestResult]:
+    def _ingest(self, inputs: Inputs, progress: Progress, retry_failed: bool) -> list[IngestResult]:
         store = self.library.store
         results = []
-        todo = []
-        for ref in refs:
+        todo: list[ArxivRef | LocalJob] = []
+        for ref in inputs.refs:
             record = store.paper(ref.arxiv_id)
+            entry = inputs.entries.get(ref.arxiv_id)
             if record and record.status == PaperStatus.ok and (ref.version is None or ref.version == record.paper.version):
+                note = self._add_library_metadata(record.paper, entry)
                 results.append(IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.ok, n_chunks=record.n_chunks,
-                                            skipped=True))
+                                            skipped=True, title=record.paper.title, note=note,
+                                            item=entry.item if entry else ""))
             elif record and record.status == PaperStatus.failed and not retry_failed:
                 results.append(IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.failed, reason=record.reason,
                                             skipped=True))
             else:
                 todo.append(ref)
+        plan = None
+        if inputs.pdfs:
+            backfill_hashes(store)
+            plan = plan_local(inputs.pdfs, store)
+            results += plan.results
+            for pdf, paper in plan.known:
+                moved = paper.pdf_path != str(pdf.path) and not Path(paper.pdf_path or "").is_file()
+                if moved:  # the file was moved or renamed: `o` opens it where it is now
+                    paper = paper.model_copy(update={"pdf_path": str(pdf.path)})
+                    store.update_metadata(paper)
+                self._add_library_metadata(paper, pdf.entry)
+            todo += plan.jobs
         total = len(todo)
         progress(ProgressEvent(stage="fetch", message=f"{total} papers to ingest", done=0, total=total))
         # Fetch+parse+chunk of the next paper overlaps the embedding of the current one.
@@ -74,25 +97,47 @@ class Ingestor:
             for i, ref in enumerate(todo):
                 prepared = pending.result() if pending else self.prepare(ref)
                 pending = pool.submit(self.prepare, todo[i + 1]) if i + 1 < total else None
-                results.append(self.index(prepared, progress))
+                results.append(self.index(prepared, progress, inputs))
                 progress(ProgressEvent(stage="index", message=ref.arxiv_id, done=i + 1, total=total, item=ref.arxiv_id))
+        if plan is not None:  # another file with the same bytes: counted once, with the first one's outcome
+            by_item = {r.item: r for r in results if r.item}
+            for pdf, first in plan.duplicates:
+                done = by_item.get(first.item)
+                if done is not None:
+                    results.append(done.model_copy(update={"item": pdf.item, "skipped": True,
+                                                           "note": f"the same PDF as {first.item}"}))
         fault_point("before-sync")
         self.library.sync_indexes(progress)
         return results
 
-    def prepare(self, ref: ArxivRef) -> Prepared:
-        """Fetch, parse and chunk one paper."""
+    def _add_library_metadata(self, paper: Paper, entry) -> str:
+        """The user's library entry's citation key, DOI ... on a paper already indexed (nothing re-indexed)."""
+        updated = with_entry(paper, entry)
+        if updated == paper:
+            return ""
+        self.library.store.update_metadata(updated)
+        return f"library metadata added from {entry.item}"
+
+    def prepare(self, ref: ArxivRef | LocalJob) -> Prepared:
+        """Fetch (or read from disk), parse and chunk one paper."""
         start = time.perf_counter()
 
         def failed(paper: Paper | None, reason: str) -> Prepared:
             return Prepared(ref, paper, [], reason, time.perf_counter() - start)
 
-        try:
-            paper = self.fetcher.fetch(ref)
-        except FetchError as exc:
-            return failed(None, f"fetch failed: {exc}")
-        except Exception as exc:  # a network stack can raise anything; one paper must not stop the rest
-            return failed(None, f"fetch failed: {type(exc).__name__}: {exc}")
+        if isinstance(ref, LocalJob):
+            paper, problem = self._read_local(ref)
+            if problem:
+                return failed(paper, problem)
+        else:
+            try:
+                paper = self.fetcher.fetch(ref)
+            except FetchError as exc:
+                return failed(None, f"fetch failed: {exc}")
+            except Exception as exc:  # a network stack can raise anything; one paper must not stop the rest
+                return failed(None, f"fetch failed: {type(exc).__name__}: {exc}")
+            if paper.pdf_path and Path(paper.pdf_path).is_file():
+                paper = paper.model_copy(update={"content_hash": sha256_of(Path(paper.pdf_path))})
         try:
             parsed = parse_pdf(paper.pdf_path, paper.arxiv_id, paper.version)
             chunks = chunk_paper(parsed, self.library.embedder, self.library.settings.chunk_tokens,
@@ -105,23 +150,50 @@ class Ingestor:
             return failed(paper, "parse failed: no indexable text")
         return Prepared(ref, paper, chunks, "", time.perf_counter() - start)
 
-    def index(self, prepared: Prepared, progress: Progress) -> IngestResult:
+    def _read_local(self, job: LocalJob) -> tuple[Paper, str]:
+        """A PDF from disk as a Paper (its metadata, the arXiv record of an id printed on it), or why not."""
+        entry = job.pdf.entry
+        bare = Paper(arxiv_id=job.arxiv_id, version=job.version, pdf_path=str(job.pdf.path),
+                     title=(entry.title if entry else "") or job.pdf.path.stem, content_hash=job.sha256,
+                     origin=entry.origin if entry else "pdf")
+        problem = check_pdf(job.pdf.path)
+        if problem:
+            return bare, f"unreadable PDF: {problem}"
+        try:
+            meta = read_pdf_metadata(job.pdf.path)
+        except Exception:  # metadata is a bonus: the text may still be there (parse says if not)
+            meta = PdfMetadata()
+        arxiv_id = (entry.arxiv_id if entry else "") or meta.arxiv_id
+        record = self.fetcher.metadata(ArxivRef(arxiv_id=arxiv_id)) if arxiv_id else None
+        return local_paper(job, meta, record), ""
+
+    def index(self, prepared: Prepared, progress: Progress, inputs: Inputs | None = None) -> IngestResult:
         ref, paper = prepared.ref, prepared.paper
         start = time.perf_counter()
+        local = isinstance(ref, LocalJob)
+        entry = ref.pdf.entry if local else (inputs.entries.get(ref.arxiv_id) if inputs else None)
+        about = {"item": ref.pdf.item if local else (entry.item if entry else ""),
+                 "title": paper.title if paper else ""}
         if prepared.error:
             reason = self.library.record_failure(paper or Paper(arxiv_id=ref.arxiv_id, version=ref.version),
                                                  prepared.error)
             return IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.failed, reason=reason,
-                                seconds=prepared.seconds)
+                                seconds=prepared.seconds, **about)
         assert paper is not None
+        if not local:
+            paper = with_entry(paper, entry)
         try:
             self.library.add_paper(paper, prepared.chunks, progress)
         except Exception as exc:
             reason = self.library.record_failure(paper, f"index failed: {type(exc).__name__}: {exc}")
             return IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.failed, reason=reason,
-                                seconds=prepared.seconds + time.perf_counter() - start)
+                                seconds=prepared.seconds + time.perf_counter() - start, **about)
+        if paper.content_hash:
+            self.library.store.record_pdf(paper.content_hash, paper.arxiv_id, paper.version, paper.pdf_path or "")
+        edited = local and ref.previous is not None and ref.previous.content_hash not in ("", ref.sha256)
+        note = f"edited: new version v{paper.version} (was v{ref.previous.version})" if edited else ""
         return IngestResult(arxiv_id=paper.arxiv_id, status=PaperStatus.ok, n_chunks=len(prepared.chunks),
-                            seconds=prepared.seconds + time.perf_counter() - start)
+                            seconds=prepared.seconds + time.perf_counter() - start, note=note, **about)
 
     def close(self) -> None:
         self.fetcher.close()

@@ -9,7 +9,7 @@ from typing import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from foundation.config import Settings, load_settings
 from foundation.threads import aiter_in_thread
 from assistant.llm.protocol import LLM
-from foundation.types import Answer, AskEvent, Hit, IngestResult, PaperRecord, ProgressEvent
+from foundation.types import Answer, AskEvent, Hit, IngestResult, PaperRecord, ProgressEvent, with_paper_details
 from indexes.base import Embedder
 
 Progress = Callable[[ProgressEvent], None]
@@ -77,7 +77,8 @@ class Assistant:
 
     # --- the library
     def ingest(self, items: Iterable[str] | str, progress: Progress = _quiet) -> list[IngestResult]:
-        """Ingest ids, arXiv URLs or reading-list files; failures are recorded with reasons, the rest goes on."""
+        """Ingest ids, arXiv URLs, reading-list files, PDFs, folders of PDFs (settings.pdf_glob), .bib files and
+        Zotero libraries (a data directory or zotero.sqlite); failures are recorded with reasons, the rest goes on."""
         if isinstance(items, str):
             items = [items]
         from ingest.pipeline import Ingestor
@@ -99,6 +100,19 @@ class Assistant:
 
             forget_paper(self.library, arxiv_id)
         return removed
+
+    def paper_id_of(self, item: str) -> str:
+        """The id of the paper a PDF file was ingested as (by its content, else by its path), or item itself."""
+        path = Path(item).expanduser()
+        if not path.is_file():
+            return item
+        from ingest.local import sha256_of
+
+        owner = self.library.store.pdf_owner(sha256_of(path))
+        if owner is not None:
+            return owner[0]
+        at_path = self.library.store.papers_at_path(str(path.resolve()))
+        return at_path[0].paper.arxiv_id if at_path else item
 
     def remove_failed(self) -> list[str]:
         """Forget every failed paper (`papers --failed`); returns their ids."""
@@ -157,12 +171,15 @@ class Assistant:
         yield from self._with_leaf_citations(single.stream(question, papers, mode, hyde))
 
     def _with_leaf_citations(self, events: Iterator[AskEvent]) -> Iterator[AskEvent]:
-        """The final answer's citations of tree summaries point at leaf passages and their pages."""
+        """The final answer's citations of tree summaries point at leaf passages and their pages, and every
+        citation carries its paper's PDF on disk (page_start is the page to open), DOI and citation key."""
         from assistant.engine.cite import leaf_citations
 
         for event in events:
             if event.kind == "answer" and event.answer is not None:
-                event = event.model_copy(update={"answer": leaf_citations(event.answer, self.library)})
+                answer = leaf_citations(event.answer, self.library)
+                answer = with_paper_details(answer, self.library.paper_map())
+                event = event.model_copy(update={"answer": answer})
             yield event
 
     def ask(self, question: str, papers: Sequence[str] | None = None, mode: str | None = None,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from assistant.cli.common import console, fail, make_assistant, out, warn
 from assistant.cli.doctor import doctor
@@ -40,11 +41,28 @@ def main_options(
 
 
 @app.command()
-def ingest(ctx: typer.Context, items: list[str] = typer.Argument(..., help="arXiv ids, URLs, or text/markdown files with arXiv links"),
+def ingest(ctx: typer.Context,
+           items: Optional[list[str]] = typer.Argument(None, help="arXiv ids, URLs, text/markdown files with arXiv "
+                                                       "links, PDFs, folders of PDFs, .bib files, Zotero data folders"),
+           zotero: bool = typer.Option(False, "--zotero", help="Read a Zotero library: the folders given (Zotero's data "
+                                       "directory, with zotero.sqlite and storage/), or settings.zotero_dir [~/Zotero]"),
+           collection: Optional[str] = typer.Option(None, help="Only this Zotero collection (name or key) and its "
+                                                    "subcollections [settings.zotero_collection]"),
+           glob: Optional[str] = typer.Option(None, "--glob", help="Which files of a folder to read, in every "
+                                              "subfolder [settings.pdf_glob: *.pdf]"),
            as_json: bool = typer.Option(False, "--json", help="Print results as JSON")) -> None:
-    """Fetch, parse, chunk and index papers. Re-running resumes; what succeeded is not redone.
-    Exits 1 when nothing requested succeeded (every paper failed, or no paper was named)."""
-    a = make_assistant(ctx)
+    """Fetch (or read from disk), parse, chunk and index papers. Re-running resumes; what succeeded is not
+    redone, and a library read again adds only its new items. Exits 1 when nothing requested succeeded (every
+    paper failed, or no paper was named)."""
+    a = make_assistant(ctx, pdf_glob=glob, zotero_collection=collection)
+    items = list(items or [])
+    if zotero:
+        items = items or [str(a.settings.zotero_dir)]
+        not_zotero = [i for i in items if not _is_zotero(Path(i).expanduser())]
+        if not_zotero:
+            fail(f"--zotero reads Zotero libraries; no zotero.sqlite in: {', '.join(not_zotero)}", 2)
+    elif not items:
+        fail("give arXiv ids, files or folders to ingest (or --zotero for your Zotero library)", 2)
     warn(a.library.open_warnings)
     with IngestProgress(console, enabled=not as_json) as progress:
         results = a.ingest(items, progress=progress)
@@ -52,7 +70,7 @@ def ingest(ctx: typer.Context, items: list[str] = typer.Argument(..., help="arXi
     if as_json:
         papers = [r for r in results if r.kind == "paper"]
         out.print_json(json.dumps({
-            "ok": sum(r.status == PaperStatus.ok for r in papers),
+            "ok": len({r.arxiv_id for r in papers if r.status == PaperStatus.ok}),
             "failed": sum(r.status == PaperStatus.failed for r in papers),
             "error": error, "results": [r.model_dump(mode="json") for r in results]}))
     else:
@@ -60,8 +78,12 @@ def ingest(ctx: typer.Context, items: list[str] = typer.Argument(..., help="arXi
     a.close()
     if error:
         if not as_json:
-            console.print(f"[red]{error}[/red]", highlight=False)
+            console.print(f"[red]{escape(error)}[/red]", highlight=False)
         raise typer.Exit(1)
+
+
+def _is_zotero(path: Path) -> bool:
+    return (path / "zotero.sqlite").is_file() or (path.is_file() and path.name.startswith("zotero"))
 
 
 def ingest_error(results) -> str | None:
@@ -90,7 +112,8 @@ def papers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
 
 
 @app.command()
-def remove(ctx: typer.Context, arxiv_id: Optional[str] = typer.Argument(None, help="The paper to remove"),
+def remove(ctx: typer.Context, arxiv_id: Optional[str] = typer.Argument(None, help="The paper to remove: its id "
+                                                                          "(arXiv id, or pdf-... from `papers`) or its PDF file"),
            failed: bool = typer.Option(False, "--failed", help="Forget every failed paper (see `papers --failed`)")) -> None:
     """Remove a paper and its passages from every index, or (--failed) every failed paper's row."""
     if bool(arxiv_id) == failed:
@@ -100,6 +123,7 @@ def remove(ctx: typer.Context, arxiv_id: Optional[str] = typer.Argument(None, he
         gone = a.remove_failed()
         out.print(f"removed {len(gone)} failed papers")
         return
+    arxiv_id = a.paper_id_of(arxiv_id)
     if not a.remove(arxiv_id):
         console.print(f"[red]{arxiv_id} is not in the library[/red]")
         raise typer.Exit(1)

@@ -1,13 +1,14 @@
 """Rich rendering for the CLI: progress bars for long work, tables for results."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from foundation.types import Answer, Hit, IngestResult, PaperRecord, PaperStatus
+from foundation.types import Answer, Hit, IngestResult, PaperRecord, PaperStatus, paper_ref
 
 
 def failure_groups(failed: Sequence[IngestResult]) -> list[tuple[str, list[str]]]:
@@ -16,7 +17,7 @@ def failure_groups(failed: Sequence[IngestResult]) -> list[tuple[str, list[str]]
     groups: dict[str, list[str]] = {}
     for r in failed:
         reason = r.reason.replace(r.arxiv_id, "<id>")
-        groups.setdefault(reason, []).append(r.arxiv_id)
+        groups.setdefault(reason, []).append(r.item or r.arxiv_id)  # a PDF from disk by its file, not its id
     return sorted(groups.items(), key=lambda kv: -len(kv[1]))
 
 
@@ -27,7 +28,11 @@ def print_ingest_summary(console: Console, results: Sequence[IngestResult], seco
         if r.kind == "input":
             console.print(f"[yellow]input skipped:[/yellow] {r.reason}", highlight=False)
     results = [r for r in results if r.kind == "paper"]
-    ok = [r for r in results if r.status == PaperStatus.ok]
+    for r in results:
+        if r.note:  # duplicates, edited PDFs (new versions), library metadata added to papers already indexed
+            console.print(f"[dim]{escape(r.item or r.arxiv_id)}: {escape(r.note)}[/dim]", highlight=False)
+    ok = list({r.arxiv_id: r for r in results if r.status == PaperStatus.ok}.values())  # a duplicate counts once
+    copies = sum(r.status == PaperStatus.ok for r in results) - len(ok)
     failed = [r for r in results if r.status == PaperStatus.failed]
     fresh = [r for r in ok if not r.skipped]
     if failed:
@@ -38,19 +43,26 @@ def print_ingest_summary(console: Console, results: Sequence[IngestResult], seco
             shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
             table.add_row(f"{len(ids)}: {shown}" if len(ids) > 1 else shown, reason)
         console.print(table)
-    console.print(f"[green]{len(ok)} ok[/green] ({len(fresh)} new, {len(ok) - len(fresh)} already indexed), "
+    dupes = f", {copies} duplicate file{'s' * (copies != 1)} counted once" if copies else ""
+    console.print(f"[green]{len(ok)} ok[/green] ({len(fresh)} new, {len(ok) - len(fresh)} already indexed{dupes}), "
                   f"[red]{len(failed)} failed[/red], {sum(r.n_chunks for r in fresh)} new chunks, {seconds:.1f} s")
 
 
 def print_papers(console: Console, records: Sequence[PaperRecord]) -> None:
     table = Table(title=f"{len(records)} papers")
-    for col in ("arXiv id", "title", "year", "chunks", "status"):
+    for col in ("id", "title", "year", "chunks", "status"):
         table.add_column(col, overflow="fold")
     for r in records:
         status = "[green]ok[/green]" if r.status == PaperStatus.ok else (
-            f"[red]failed[/red]: {r.reason}" if r.status == PaperStatus.failed else r.status.value)
-        version = f"v{r.paper.version}" if r.paper.version else ""
-        table.add_row(r.paper.arxiv_id + version, r.paper.title[:70], str(r.paper.year or ""), str(r.n_chunks), status)
+            f"[red]failed[/red]: {escape(r.reason)}" if r.status == PaperStatus.failed else r.status.value)
+        p = r.paper
+        version = f"v{p.version}" if p.version else ""
+        title = escape(p.title[:70])
+        if p.is_local:  # a PDF from disk: where it is, and the key the user's library knows it by
+            title += f"\n[dim]{escape(Path(p.pdf_path or '').name)}{' · ' + escape(p.citation_key) if p.citation_key else ''}[/dim]"
+        elif p.citation_key:
+            title += f"\n[dim]{escape(p.citation_key)}[/dim]"
+        table.add_row(p.arxiv_id + version, title, str(p.year or ""), str(r.n_chunks), status)
     console.print(table)
 
 
@@ -59,8 +71,11 @@ def print_hits(console: Console, hits: Sequence[Hit]) -> None:
         console.print("no passages found (is the index empty? run `paper-assistant ingest ...`)")
     for h in hits:
         c = h.chunk
-        console.print(f"[bold]{h.rank}.[/bold] [cyan]{h.paper_title or c.arxiv_id}[/cyan] (arXiv:{c.arxiv_id}) "
-                      f"§ {c.section or '-'}, {c.pages_label}  [dim]score {h.score:.3f} {h.source}[/dim]")
+        console.print(f"[bold]{h.rank}.[/bold] [cyan]{escape(h.paper_title or c.arxiv_id)}[/cyan] ({paper_ref(c.arxiv_id)}) "
+                      f"§ {escape(c.section or '-')}, {c.pages_label}  [dim]score {h.score:.3f} {h.source}[/dim]",
+                      highlight=False)
+        if h.paper and h.paper.is_local and h.paper.pdf_path:
+            console.print(f"   [dim]{escape(h.paper.pdf_path)}, page {c.page_start}[/dim]", highlight=False)
         text = " ".join(c.text.split())
         console.print(f"   {text[:300]}{'…' if len(text) > 300 else ''}", highlight=False)
 
@@ -84,7 +99,9 @@ def print_answer(console: Console, answer: Answer, weak_below: float = 0.5) -> N
     if answer.citations:
         console.print("\n[bold]Sources[/bold]")
         for c in answer.citations:
-            console.print(f"{c.label}", highlight=False)
+            console.print(escape(c.label), highlight=False)
+            if c.pdf_path:  # where to read it: the PDF on disk and the page to open
+                console.print(f"   [dim]{escape(c.pdf_path)}, page {c.page_start}[/dim]", highlight=False)
             if c.quote and c.quote[:40] not in answer.text:  # a quoted answer already shows it
                 console.print(f"   [dim]“{c.quote[:240]}”[/dim]", highlight=False)
     t = answer.timings

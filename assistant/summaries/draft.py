@@ -225,9 +225,9 @@ def _cite(kept: Sequence[tuple[str, Chunk]], store: Store) -> tuple[str, list[Ci
             numbers[leaf.id] = len(numbers) + 1
             record = store.paper(leaf.arxiv_id)
             p = record.paper if record else None
-            citations.append(Citation(n=numbers[leaf.id], chunk_id=leaf.id, arxiv_id=leaf.arxiv_id,
-                                      title=p.title if p else "", section=leaf.section, page_start=leaf.page_start,
-                                      page_end=leaf.page_end, quote=best_quote(sentence, leaf.text),
-                                      authors=p.authors if p else (), year=p.year if p else None))
+            citation = Citation(n=numbers[leaf.id], chunk_id=leaf.id, arxiv_id=leaf.arxiv_id, section=leaf.section,
+                                page_start=leaf.page_start, page_end=leaf.page_end,
+                                quote=best_quote(sentence, leaf.text))
+            citations.append(citation.with_paper(p))  # title, authors, PDF, DOI and the library's citation key
         out.append(place_markers(sentence, f"[{numbers[leaf.id]}]"))
     return " ".join(out), citations

@@ -289,6 +289,28 @@ class PaperAssistantApp(LibraryWorkMixin, DialogsMixin, App):
     def load_neighbours(self, chunk_id: str) -> None:
         self.run_neighbours(chunk_id)
 
+    # --- the cited page in the system's PDF viewer (assistant/viewer.py builds the command)
+    def open_cited_pdf(self, turn_index: int, n: int) -> None:
+        turn = self.conversation.turns[turn_index] if 0 <= turn_index < len(self.conversation.turns) else None
+        citation = next((c for c in turn.answer.citations if c.n == n), None) if turn and turn.answer else None
+        if citation is None:
+            self.notify(f"no citation [{n}] in this answer", severity="warning")
+            return
+        path = citation.pdf_path or next((r.paper.pdf_path for r in self.papers or []
+                                          if r.paper.arxiv_id == citation.arxiv_id), None)
+        self.open_pdf(path, citation.page_start)
+
+    def open_pdf(self, path: str | None, page: int) -> None:
+        self.run_open_pdf(path, page)
+
+    @work(exclusive=True, group="viewer", exit_on_error=False)
+    async def run_open_pdf(self, path: str | None, page: int) -> None:
+        from assistant.viewer import open_pdf
+
+        _, paged = await asyncio.to_thread(open_pdf, path, page, self.settings.pdf_viewer)
+        at = f"at page {page}" if paged else f"(this viewer opens at page 1: the passage is on page {page})"
+        self.notify(f"opened {Path(path or '').name} {at}", title="PDF")
+
     @work(exclusive=True, group="neighbours", exit_on_error=False)
     async def run_neighbours(self, chunk_id: str) -> None:
         backend = await self.ready_backend()

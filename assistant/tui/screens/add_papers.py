@@ -1,7 +1,9 @@
-"""Ask for what to add: arXiv ids, arXiv URLs, or reading-list files (text/markdown with arXiv links)."""
+"""Ask for what to add: arXiv ids, arXiv URLs, reading-list files (text/markdown with arXiv links), PDFs,
+folders of PDFs, BibTeX files or a Zotero data folder."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -11,12 +13,21 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-HELP = ("arXiv ids (1706.03762, 1706.03762v5), arXiv URLs, or paths of reading-list files, "
-        "separated by spaces or commas. Papers come from the mirror folder first, then arXiv.")
+HELP = ("arXiv ids (1706.03762, 1706.03762v5), arXiv URLs, reading-list files, PDFs, folders of PDFs, a .bib "
+        "file or a Zotero data folder, separated by spaces or commas (quote a path with spaces). arXiv papers "
+        "come from the mirror folder first, then arXiv.")
 
 
 def split_items(text: str) -> list[str]:
-    return [t for t in re.split(r"[\s,]+", text.strip()) if t]
+    """Items separated by spaces or commas; a quoted or existing path stays whole (commas and all)."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError:  # an unclosed quote: plain splitting
+        tokens = text.split()
+    items: list[str] = []
+    for token in tokens:
+        items += [token] if Path(token).expanduser().exists() else [t for t in re.split(r",+", token) if t]
+    return items
 
 
 class AddPapersScreen(ModalScreen[list[str]]):
@@ -30,7 +41,7 @@ class AddPapersScreen(ModalScreen[list[str]]):
         with Vertical(classes="dialog"):
             yield Static(Content.styled("Add papers", "bold"), classes="dialog-title")
             yield Static(Content(HELP + (f"\nMirror: {self.mirror}" if self.mirror else "")), classes="dialog-text")
-            yield Input(placeholder="e.g. 1706.03762 https://arxiv.org/abs/1810.04805 ~/reading.md", id="items")
+            yield Input(placeholder="e.g. 1706.03762 https://arxiv.org/abs/1810.04805 ~/reading.md ~/papers/ refs.bib ~/Zotero", id="items")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Add", variant="primary", id="add")
                 yield Button("Cancel", id="cancel")

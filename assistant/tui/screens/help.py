@@ -10,7 +10,7 @@ from textual.widgets import Markdown
 HELP = """\
 # paper-assistant
 
-Ask questions about your arXiv papers; every answer cites the passages it comes from.
+Ask questions about your papers (arXiv, PDFs, your BibTeX or Zotero library); every answer cites the passages it comes from.
 
 ## Asking
 | key | |
@@ -20,6 +20,7 @@ Ask questions about your arXiv papers; every answer cites the passages it comes 
 | `ctrl+r` | jump to the sources of the last answer; then `1`-`9` or `enter` opens one |
 | click `[n]` | open the cited passage in the side panel |
 | `n` (in the panel) | show the neighbouring passages of that paper |
+| `o` (in the panel or the sources) | open the cited PDF at that page in your PDF viewer (settings: `pdf_viewer`) |
 | `ctrl+n` | new conversation |
 | `ctrl+o` | history: reopen a saved conversation |
 | `ctrl+s` | export (save) the answer (or the whole thread) as Markdown with references and BibTeX |
@@ -32,7 +33,7 @@ Ask questions about your arXiv papers; every answer cites the passages it comes 
 | `space` | mark a paper for the next question's scope |
 | `enter` | ask about the marked papers (or the one under the cursor) |
 | `x` | clear the scope (ask about all papers) |
-| `a` | add papers: ids, URLs or reading-list files |
+| `a` | add papers: ids, URLs, reading-list files, PDFs, folders, a .bib or a Zotero folder |
 | `d` | remove the paper under the cursor |
 | `t` | build the RAPTOR summary tree of the marked papers (status then says *tree built*) |
 | `s` | write a short cited summary of the marked papers into the thread |

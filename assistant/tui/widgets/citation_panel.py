@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 
-from foundation.types import Chunk, Citation, Hit
+from foundation.types import Chunk, Citation, Hit, is_local_id, paper_ref
 
 
 def _norm(text: str) -> str:
@@ -36,9 +36,11 @@ def pages(chunk: Chunk) -> str:
 
 
 class CitationPanel(VerticalScroll, can_focus=True):
-    """Hidden until a citation is opened. n loads the neighbouring passages; esc closes (from the screen)."""
+    """Hidden until a citation is opened. n loads the neighbouring passages; o opens the PDF at the cited page;
+    esc closes (from the screen)."""
 
-    BINDINGS = [Binding("n", "neighbours", "Neighbouring passages"), Binding("c", "close_panel", "Close panel")]
+    BINDINGS = [Binding("n", "neighbours", "Neighbouring passages"), Binding("o", "open_pdf", "Open the PDF"),
+                Binding("c", "close_panel", "Close panel")]
 
     class NeighboursWanted(Message):
         def __init__(self, chunk_id: str) -> None:
@@ -57,7 +59,7 @@ class CitationPanel(VerticalScroll, can_focus=True):
         yield Static(id="cite-before", classes="neighbour")
         yield Static(id="cite-passage")
         yield Static(id="cite-after", classes="neighbour")
-        yield Static(Content("n  neighbouring passages · esc  close"), id="cite-hint")
+        yield Static(Content("n  neighbouring passages · o  open the PDF at this page · esc  close"), id="cite-hint")
 
     @property
     def is_open(self) -> bool:
@@ -73,15 +75,33 @@ class CitationPanel(VerticalScroll, can_focus=True):
         if paper and paper.authors:
             who = paper.authors[0] + (" et al." if len(paper.authors) > 1 else "")
         year = str(paper.year) if paper and paper.year else ""
-        meta = " · ".join(x for x in (f"arXiv:{chunk.arxiv_id}{version}", who, year) if x)
+        ref = paper_ref(chunk.arxiv_id) + ("" if is_local_id(chunk.arxiv_id) else version)
+        key = citation.citation_key if citation and citation.citation_key else (paper.citation_key if paper else "")
+        meta = " · ".join(x for x in (ref, key, who, year) if x)
         where = " · ".join(x for x in (f"§ {chunk.section}" if chunk.section else "", pages(chunk),
                                        f"score {hit.score:.3f} ({hit.source})") if x)
-        self.query_one("#cite-meta", Static).update(Content(f"{meta}\n{where}"))
+        path = self.pdf_path
+        file = f"\n{path} · page {self.page}" if path else ""  # where the passage is, for `o` and for the reader
+        self.query_one("#cite-meta", Static).update(Content(f"{meta}\n{where}{file}"))
         self.query_one("#cite-passage", Static).update(self._passage(chunk, citation))
         for side in ("#cite-before", "#cite-after"):
             self.query_one(side, Static).display = False
         self.add_class("-open")
         self.scroll_home(animate=False)
+
+    @property
+    def pdf_path(self) -> str | None:
+        """The open passage's PDF on disk (the citation carries it; a bare passage's paper may)."""
+        if self.citation is not None and self.citation.pdf_path:
+            return self.citation.pdf_path
+        return self.hit.paper.pdf_path if self.hit is not None and self.hit.paper is not None else None
+
+    @property
+    def page(self) -> int:
+        """The page the passage starts on: the one the viewer opens."""
+        if self.citation is not None:
+            return self.citation.page_start
+        return self.hit.chunk.page_start if self.hit is not None else 1
 
     def _passage(self, chunk: Chunk, citation: Citation | None) -> Content:
         text = _norm(chunk.text)
@@ -114,6 +134,10 @@ class CitationPanel(VerticalScroll, can_focus=True):
     def action_neighbours(self) -> None:
         if self.hit is not None:
             self.post_message(self.NeighboursWanted(self.hit.chunk.id))
+
+    def action_open_pdf(self) -> None:
+        if self.hit is not None:
+            self.app.open_pdf(self.pdf_path, self.page)  # type: ignore[attr-defined]
 
     def action_close_panel(self) -> None:
         self.close()

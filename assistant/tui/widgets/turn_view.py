@@ -13,7 +13,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from assistant.tui.history import Turn
-from foundation.types import Answer, page_span
+from foundation.types import Answer, page_span, paper_ref
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -53,9 +53,11 @@ def _spans(text: str, sentences: tuple[str, ...]) -> list[tuple[int, int]]:
 
 
 class SourcesList(OptionList):
-    """The cited passages of one answer; enter (or a digit) opens one in the citation panel."""
+    """The cited passages of one answer; enter (or a digit) opens one in the citation panel, o its PDF at the
+    cited page."""
 
-    BINDINGS = [Binding(str(n), f"open_number({n})", show=False) for n in range(1, 10)]
+    BINDINGS = [Binding(str(n), f"open_number({n})", show=False) for n in range(1, 10)] + [
+        Binding("o", "open_pdf", "Open the PDF")]
 
     class Open(Message):
         def __init__(self, turn_index: int, n: int) -> None:
@@ -72,6 +74,11 @@ class SourcesList(OptionList):
         if index is not None:
             self.highlighted = index
         self.post_message(self.Open(self.turn_index, n))
+
+    def action_open_pdf(self) -> None:
+        option = self.highlighted_option if self.highlighted is not None else None
+        if option is not None and option.id:
+            self.app.open_cited_pdf(self.turn_index, int(option.id))  # type: ignore[attr-defined]
 
     def _has(self, option_id: str) -> bool:
         try:
@@ -169,6 +176,6 @@ class TurnView(Vertical):
                 pages = page_span(c.page_start, c.page_end)
                 section = f" · {c.section}" if c.section else ""
                 sources.add_option(Option(Content.assemble((f"[{c.n}] ", "bold $accent"), c.title or c.arxiv_id,
-                                                           (f"  arXiv:{c.arxiv_id}{section} · {pages}", "dim")),
+                                                           (f"  {paper_ref(c.arxiv_id)}{section} · {pages}", "dim")),
                                           id=str(c.n)))
         sources.display = sources.option_count > 0

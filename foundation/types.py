@@ -320,7 +320,7 @@ def bibtex_entry(c: Citation) -> str:
     if c.year:
         fields.append(f"  year = {{{c.year}}}")
     eprint = c.eprint if local else c.arxiv_id
-    article = bool(c.doi) and not (eprint and not c.venue)  # an arXiv DOI alone does not make a journal article
+    article = bool(c.venue) or (bool(c.doi) and not eprint)  # a preprint's DOI alone does not make an article
     if article and c.venue:
         fields.append(f"  journal = {{{c.venue}}}")
     if c.doi:

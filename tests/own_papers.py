@@ -179,17 +179,19 @@ def add_items(root: Path, items: list[ZoteroItem], db: sqlite3.Connection | None
                    (item_id, ITEM_TYPES[item.type], item.key))
         for name, value in {"title": item.title, **item.fields}.items():
             db.execute("INSERT INTO itemData VALUES (?, ?, ?)", (item_id, FIELDS[name], value_id(value)))
-        for order, (first, last) in enumerate(item.authors):
-            db.execute("INSERT INTO creators VALUES (?, ?, ?, 0)", (next_creator, first, last))
-            db.execute("INSERT INTO itemCreators VALUES (?, ?, ?, ?)",
-                       (item_id, next_creator, CREATOR_TYPES["author"], order))
-            next_creator += 1
+        for order, (first, last) in enumerate(item.authors):  # a person is one creator row, shared by items
+            row = db.execute("SELECT creatorID FROM creators WHERE firstName=? AND lastName=? AND fieldMode=0",
+                             (first, last)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO creators VALUES (?, ?, ?, 0)", (next_creator, first, last))
+                row, next_creator = (next_creator,), next_creator + 1
+            db.execute("INSERT INTO itemCreators VALUES (?, ?, ?, ?)", (item_id, row[0], CREATOR_TYPES["author"], order))
         for name in item.collections:
             db.execute("INSERT INTO collectionItems VALUES (?, ?, 0)", (collection_ids[name], item_id))
         if item.deleted:
             db.execute("INSERT INTO deletedItems (itemID) VALUES (?)", (item_id,))
         if item.pdf is not None or item.linked_pdf is not None:
-            attachment_key = ("A" + item.key)[:8]
+            attachment_key = item.key[::-1]  # 8 characters, like every Zotero key; its own
             attachment_id, next_id = next_id, next_id + 1
             db.execute("INSERT INTO items (itemID, itemTypeID, libraryID, key) VALUES (?, ?, 1, ?)",
                        (attachment_id, ITEM_TYPES["attachment"], attachment_key))

@@ -57,7 +57,7 @@ class SourcesList(OptionList):
     cited page."""
 
     BINDINGS = [Binding(str(n), f"open_number({n})", show=False) for n in range(1, 10)] + [
-        Binding("o", "open_pdf", "Open the PDF")]
+        Binding("o", "open_pdf", "Open the PDF", show=False)]
 
     class Open(Message):
         def __init__(self, turn_index: int, n: int) -> None:

@@ -156,16 +156,16 @@ def backfill_hashes(store: Store) -> int:
 def local_paper(job: LocalJob, meta: PdfMetadata, arxiv_record: Paper | None) -> Paper:
     """The Paper a PDF from disk becomes. What is known comes, best first, from the user's library entry, the
     arXiv record of an id printed on the PDF, and the PDF itself (info dictionary, first page)."""
+    sources = [s for s in (job.pdf.entry, arxiv_record, meta) if s is not None]
+
+    def best(name: str, default=None):
+        return next((getattr(s, name) for s in sources if getattr(s, name, None)), default)
+
     entry = job.pdf.entry
-    record = arxiv_record or Paper(arxiv_id="0000.00000")
-    title = (entry.title if entry else "") or record.title or meta.title or job.pdf.path.stem
     return Paper(
-        arxiv_id=job.arxiv_id, version=job.version, title=title,
-        authors=(entry.authors if entry else ()) or record.authors or meta.authors,
-        year=(entry.year if entry else None) or record.year or meta.year,
-        abstract=(entry.abstract if entry else "") or record.abstract,
-        pdf_path=str(job.pdf.path), doi=(entry.doi if entry else "") or meta.doi,
-        citation_key=entry.citation_key if entry else "",
+        arxiv_id=job.arxiv_id, version=job.version, title=best("title", job.pdf.path.stem),
+        authors=best("authors", ()), year=best("year"), abstract=best("abstract", ""),
+        pdf_path=str(job.pdf.path), doi=best("doi", ""), citation_key=entry.citation_key if entry else "",
         eprint=(entry.arxiv_id if entry else "") or meta.arxiv_id or (arxiv_record.arxiv_id if arxiv_record else ""),
         venue=entry.venue if entry else "", origin=entry.origin if entry else "pdf", content_hash=job.sha256)
 

@@ -15,7 +15,8 @@ from indexes.library import Library
 from ingest.chunk import chunk_paper
 from ingest.fetch import FetchError, Fetcher, check_pdf
 from ingest.inputs import Inputs, read_inputs
-from ingest.local import LocalJob, backfill_hashes, local_paper, plan_local, sha256_of, with_entry
+from ingest.local import (LibraryEntry, LocalJob, LocalPlan, backfill_hashes, local_paper, plan_local,
+                          sha256_of, with_entry)
 from ingest.parse import ParseError, parse_pdf
 from ingest.pdf_metadata import PdfMetadata, read_pdf_metadata
 from ingest.sources import ArxivRef
@@ -81,13 +82,7 @@ class Ingestor:
         if inputs.pdfs:
             backfill_hashes(store)
             plan = plan_local(inputs.pdfs, store)
-            results += plan.results
-            for pdf, paper in plan.known:
-                moved = paper.pdf_path != str(pdf.path) and not Path(paper.pdf_path or "").is_file()
-                if moved:  # the file was moved or renamed: `o` opens it where it is now
-                    paper = paper.model_copy(update={"pdf_path": str(pdf.path)})
-                    store.update_metadata(paper)
-                self._add_library_metadata(paper, pdf.entry)
+            results += self._refresh_known(plan)
             todo += plan.jobs
         total = len(todo)
         progress(ProgressEvent(stage="fetch", message=f"{total} papers to ingest", done=0, total=total))
@@ -98,7 +93,8 @@ class Ingestor:
                 prepared = pending.result() if pending else self.prepare(ref)
                 pending = pool.submit(self.prepare, todo[i + 1]) if i + 1 < total else None
                 results.append(self.index(prepared, progress, inputs))
-                progress(ProgressEvent(stage="index", message=ref.arxiv_id, done=i + 1, total=total, item=ref.arxiv_id))
+                name = ref.pdf.path.name if isinstance(ref, LocalJob) else ref.arxiv_id
+                progress(ProgressEvent(stage="index", message=name, done=i + 1, total=total, item=ref.arxiv_id))
         if plan is not None:  # another file with the same bytes: counted once, with the first one's outcome
             by_item = {r.item: r for r in results if r.item}
             for pdf, first in plan.duplicates:
@@ -110,7 +106,22 @@ class Ingestor:
         self.library.sync_indexes(progress)
         return results
 
-    def _add_library_metadata(self, paper: Paper, entry) -> str:
+    def _refresh_known(self, plan: LocalPlan) -> list[IngestResult]:
+        """Papers whose PDF is indexed already: a moved file is opened where it is now, and what the user's
+        library says about them is written down (nothing is re-indexed). Returns the plan's results, noted."""
+        notes: dict[str, str] = {}
+        for pdf, paper in plan.known:
+            if paper.pdf_path != str(pdf.path) and not Path(paper.pdf_path or "").is_file():
+                paper = paper.model_copy(update={"pdf_path": str(pdf.path)})
+                self.library.store.update_metadata(paper)
+                notes[pdf.item] = "moved: its PDF is read from here now"
+            added = self._add_library_metadata(paper, pdf.entry)
+            if added:
+                notes[pdf.item] = "; ".join(n for n in (notes.get(pdf.item), added) if n)
+        return [r.model_copy(update={"note": "; ".join(n for n in (r.note, notes[r.item]) if n)})
+                if r.item in notes else r for r in plan.results]
+
+    def _add_library_metadata(self, paper: Paper, entry: LibraryEntry | None) -> str:
         """The user's library entry's citation key, DOI ... on a paper already indexed (nothing re-indexed)."""
         updated = with_entry(paper, entry)
         if updated == paper:

@@ -1,6 +1,7 @@
 """The library: indexed papers with status, filter as you type, add / remove, scope the next question."""
 from __future__ import annotations
 
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,7 +15,7 @@ from assistant.tui.hosts import LibraryHost
 from foundation.types import PaperRecord, PaperStatus, ProgressEvent
 
 
-COLUMNS = ("", "arXiv id", "title", "year", "chunks", "status", "authors")
+COLUMNS = ("", "id", "title", "year", "chunks", "status", "authors")
 TITLE_CHARS = 48
 
 
@@ -38,10 +39,11 @@ def authors_label(record: PaperRecord) -> str:
 
 
 def matches(record: PaperRecord, query: str) -> bool:
-    """Every word of the query appears in the title, authors, id, year or status."""
+    """Every word of the query appears in the title, authors, id, year, status, citation key, DOI or file name."""
     p = record.paper
     hay = " ".join([p.arxiv_id, p.title, " ".join(p.authors), str(p.year or ""), record.status.value,
-                    record.reason]).lower()
+                    record.reason, p.citation_key, p.doi, p.eprint, Path(p.pdf_path).name if p.is_local and
+                    p.pdf_path else ""]).lower()
     return all(word in hay for word in query.lower().split())
 
 
@@ -68,7 +70,7 @@ class LibraryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
-        yield Input(placeholder="/ filters by title, author, arXiv id or year (enter or down: back to the table)", id="filter")
+        yield Input(placeholder="/ filters by title, author, id, key, file or year (enter or down: back to the table)", id="filter")
         yield DataTable(id="papers", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="ingest"):
             yield Static(id="ingest-label")

@@ -16,7 +16,7 @@ ROBERTA, GQA = "1907.11692", "2305.13245"
 
 @pytest.mark.llm
 @pytest.mark.model
-def test_ask_and_summarize_over_arxiv_and_local_papers(settings_for, tmp_path, embedder, vllm_url):
+def test_ask_over_arxiv_and_local_papers_cites_each_with_its_pdf(settings_for, tmp_path, embedder, vllm_url):
     from assistant.api import Assistant
     from assistant.cli.render import print_answer
     from assistant.llm.client import OpenAICompatibleLLM

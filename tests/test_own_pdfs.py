@@ -208,3 +208,41 @@ def test_store_migration_keeps_an_old_library(tmp_path):
     store.close()
     version = sqlite3.connect(str(path)).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     assert version == "2"
+
+
+@pytest.mark.model
+def test_cli_folder_glob_zotero_and_exit_codes(tmp_path):
+    """The three ways in as a user types them (a real subprocess): --glob, --zotero DIR, and honest exit codes."""
+    from tests.own_papers import ZoteroItem, zotero_library
+    from tests.test_cli import cli
+
+    home = tmp_path / "home"
+    folder = tmp_path / "papers"
+    first_pages("2305.11206", folder / "slides-lima.pdf")
+    first_pages("2310.06825", folder / "mistral.pdf")
+    done = cli("ingest", str(folder), "--glob", "slides-*.pdf", "--json", home=home)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["ok"] == 1 and [r["item"] for r in out["results"] if r["kind"] == "paper"] == [
+        str(folder / "slides-lima.pdf")]
+    assert any("mistral.pdf" in r["reason"] for r in out["results"] if r["kind"] == "input")
+
+    zotero = zotero_library(tmp_path / "Zotero", [ZoteroItem(
+        key="MISTRAL1", title="Mistral 7B", authors=[("Albert Q.", "Jiang")], fields={"citationKey": "jiang2023mistral"},
+        pdf=folder / "mistral.pdf")], {})
+    done = cli("ingest", "--zotero", str(zotero), "--json", home=home)
+    assert done.returncode == 0, done.stderr
+    [paper] = [r for r in json.loads(done.stdout)["results"] if r["kind"] == "paper"]
+    assert paper["status"] == "ok" and paper["title"] == "Mistral 7B"
+    listed = {p["paper"]["citation_key"]: p["paper"] for p in json.loads(cli("papers", "--json", home=home).stdout)}
+    assert listed["jiang2023mistral"]["origin"] == "zotero" and "storage" in listed["jiang2023mistral"]["pdf_path"]
+    human = cli("search", "sliding window attention grouped-query attention Mistral", "-k", "1", home=home)
+    assert human.returncode == 0 and "(PDF)" in human.stdout and "page 1" in human.stdout
+
+    not_zotero = cli("ingest", "--zotero", str(folder), home=home)
+    assert not_zotero.returncode == 2 and "no zotero.sqlite" in not_zotero.stderr
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.pdf").write_text("not a pdf")
+    failed = cli("ingest", str(tmp_path / "bad"), "--json", home=home)
+    assert failed.returncode == 1 and json.loads(failed.stdout)["error"] == "the paper failed: unreadable PDF: " \
+        "not a PDF (no %PDF- header)"

@@ -96,7 +96,7 @@ class Fetcher:
         cache, or (online) the API; None when none has it or the API fails (the PDF's own metadata is used)."""
         entry = self._mirror_manifest().get(ref.arxiv_id)
         if entry:
-            return Paper(arxiv_id=ref.arxiv_id, version=_version_number(str(entry.get("arxiv_version") or "")),
+            return Paper(arxiv_id=ref.arxiv_id, version=version_number(str(entry.get("arxiv_version") or "")),
                          title=entry.get("title") or "", authors=tuple(entry.get("authors") or ()),
                          year=entry.get("year"), abstract=entry.get("abstract") or "")
         cached = self._from_cache(ref)

@@ -175,7 +175,10 @@ class Ingestor:
         except Exception:  # metadata is a bonus: the text may still be there (parse says if not)
             meta = PdfMetadata()
         arxiv_id = (entry.arxiv_id if entry else "") or meta.arxiv_id
-        record = self.fetcher.metadata(ArxivRef(arxiv_id=arxiv_id)) if arxiv_id else None
+        try:
+            record = self.fetcher.metadata(ArxivRef(arxiv_id=arxiv_id)) if arxiv_id else None
+        except Exception:  # the arXiv record is a bonus too: without it the PDF's own metadata is used
+            record = None
         return local_paper(job, meta, record), ""
 
     def index(self, prepared: Prepared, progress: Progress, inputs: Inputs | None = None) -> IngestResult:

@@ -122,7 +122,7 @@ def test_bibtex_library_ingest_and_rerun(settings_for, tmp_path, embedder):
     # BibTeX exports (answers' and drafts') reuse the library's keys.
     paper = records[key_of(PDF_IDS[1])]
     leaf = a.library.store.chunks_of(paper.arxiv_id)[0]
-    text, citations = _cite([(" ".join(leaf.text.split()[:30]), leaf)], a.library)
+    text, citations = _cite([(" ".join(leaf.text.split()[:30]), leaf)], a.library.store)
     draft = Draft(subject="test", style="summary", length_words=100, text=text, citations=tuple(citations))
     assert draft.bibtex.startswith(f"@article{{{key_of(PDF_IDS[1])},") and citations[0].pdf_path == paper.pdf_path
     fetched = records[key_of(FETCHED[0])]

@@ -80,7 +80,7 @@ async def test_tui_o_opens_the_cited_page(tmp_path):
     from foundation.config import Settings
     from assistant.tui import create_app
     from assistant.tui.widgets.citation_panel import CitationPanel
-    from tests.test_tui import ask, notifications, settle
+    from tests.tui_pilot import ask, notifications, settle
     from tests.tui_fakes import ScriptedAssistant
 
     pdf = tmp_path / "my papers" / "attention.pdf"

@@ -185,8 +185,7 @@ class AnswerBuilder:
     def citation(self, q: Quote) -> Citation:
         paper = self.hits[q.passage - 1].paper if 0 < q.passage <= len(self.hits) else None
         return Citation(n=q.n, chunk_id=q.chunk_id, arxiv_id=q.arxiv_id, title=q.title, section=q.section,
-                        page_start=q.page_start, page_end=q.page_end, quote=q.text,
-                        authors=paper.authors if paper else (), year=paper.year if paper else None)
+                        page_start=q.page_start, page_end=q.page_end, quote=q.text).with_paper(paper)
 
 
 def _round(p: float | None) -> float | None:

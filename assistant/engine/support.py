@@ -35,7 +35,19 @@ def grounding_problem(sentence: str, quote: str, title: str = "") -> str:
     names = sorted(n for n in names_in(sentence) if n not in haystack)
     if names:
         return f"names not in the quote: {', '.join(names)}"
+    terms = sorted(t for t in compound_terms(sentence) if t not in haystack)
+    if terms:  # "Grouped-query attention reduces H heads to one" from a quote about multi-query attention
+        return f"terms not in the quote: {', '.join(terms)}"
     return inverted_relation(sentence, quote)
+
+
+COMPOUND = re.compile(r"\b[A-Za-z]{3,}(?:-[A-Za-z]{3,})+\b")
+
+
+def compound_terms(sentence: str) -> set[str]:
+    """Hyphenated technical terms (grouped-query, multi-head, key-value), wherever they stand: a sentence-initial
+    one is a name the name rule cannot see."""
+    return {m.group(0).lower() for m in COMPOUND.finditer(sentence)}
 
 
 # Relations with a direction. The small model swaps their ends ("PagedAttention is built on top of vLLM", from

@@ -27,7 +27,7 @@ from foundation.types import AskEvent, Quote
 MAX_PICKS = 3  # as many quotes as the written style has lines
 PICKED_WORDS = 150  # a picked quote is shown whole (the model read all of it); the limit only stops a runaway
 PICK_MAX_TOKENS = 16  # "[4][1][7]" is 9 tokens
-DIRECT_MAX_TOKENS = 48  # one sentence of at most ~30 words
+DIRECT_MAX_TOKENS = 64  # one sentence of at most ~25 words, with room to finish it
 DIRECT_MAX_WORDS = 40  # a longer "sentence" is the model running on: cut at the last full stop within it
 OPEN_PICK = re.compile(r"\[(\d+)$")  # a pick whose number is written and whose "]" is not yet
 PICK_ALSO = 0.2  # README sample question: P(first pick) 0.40 for a quote naming the scaling, 0.24 for the reason
@@ -247,16 +247,15 @@ def none_probability(steps: Sequence[dict[str, float]]) -> float | None:
 
 
 def one_sentence(text: str) -> str:
-    """The direct answer as one sentence: the first sentence of what the model wrote, within DIRECT_MAX_WORDS."""
+    """The direct answer as one sentence: the first complete sentence of what the model wrote, within
+    DIRECT_MAX_WORDS; '' when it was cut off before its full stop (a sentence broken off mid-clause, "for a
+    maximum of", is no answer)."""
     text = " ".join(text.split())
-    if not text:
+    sentences = split_sentences(text)
+    first = sentences[0].strip() if sentences else ""
+    if len(first.split()) > DIRECT_MAX_WORDS or not first.endswith((".", "!", "?")):
         return ""
-    first = split_sentences(text)[0] if split_sentences(text) else text
-    words = first.split()
-    if len(words) > DIRECT_MAX_WORDS:
-        cut = " ".join(words[:DIRECT_MAX_WORDS])
-        first = cut[:cut.rfind(".") + 1] if "." in cut else ""
-    return first.strip()
+    return first
 
 
 def hesitations(steps: Sequence[dict[str, float]], n_quotes: int) -> list[int]:

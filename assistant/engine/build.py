@@ -78,24 +78,26 @@ class AnswerBuilder:
         if not checked.kept and (not draft.error or picked):
             return self.extractive(p, checked.verdicts, draft)
         order = draft.shown if draft.verbatim else [n for _, ns, _ in checked.kept for n in ns]
-        self.renumber(order)
+        support = direct[1]
+        refs = self.direct_citations(direct[0], order) if direct[0] else []
+        shown_first = support is not None and support.supported and refs
+        self.renumber([*refs, *order] if shown_first else order)  # the answer's first marker is [1]
         m = self.mapping
         if draft.verbatim:
             parts = [(cited[0], quoted(m[cited[0]], [sentence])) for sentence, cited, _ in checked.kept]
         else:
             parts = [(cited[0] if cited else 0, with_markers(sentence, [m[n] for n in cited], weak))
                      for sentence, cited, weak in checked.kept]
-        cited = list(dict.fromkeys(m[n] for _, ns, _ in checked.kept for n in ns))
+        parts.sort(key=lambda part: m.get(part[0], 0))  # the quotes in the order of their numbers
+        cited = sorted(dict.fromkeys(m[n] for _, ns, _ in checked.kept for n in ns))
         verdicts = list(checked.verdicts)
         top = ""
         if direct[0]:
-            support = direct[1]
-            refs = self.direct_citations(direct[0], order)
             verdicts.insert(0, Verdict(sentence=direct[0], citations=tuple(m[n] for n in refs),
                                        supported=support.supported if support else None,
                                        support=support.score if support else None,
                                        note=f"direct answer: {support.note if support else 'not checked'}"))
-            if support is not None and support.supported and refs:
+            if shown_first:
                 top = with_markers(direct[0], [m[n] for n in refs])
         text = self.grouped(parts)
         return self.answer(f"{top}\n\n{text}" if top else text, p, verdicts, cited, draft,

@@ -141,8 +141,10 @@ class Answerer:
         picked = [n for line in draft.lines if line.verbatim for n in line.cited]
         lacking = ""
         picked_text = " ".join(quotes[n - 1].text for n in dict.fromkeys(picked))
-        direct = self.checker.submit(draft.direct, picked_text, quotes[picked[0] - 1].title) \
-            if draft.direct and picked else None
+        # The direct answer may restate the question's own names and terms ("In T5's comparison of pre-training
+        # objectives, ..."): they count as given, like the paper's title; its numbers must still be in the quotes.
+        given = f"{quotes[picked[0] - 1].title} {question}" if picked else ""
+        direct = self.checker.submit(draft.direct, picked_text, given) if draft.direct and picked else None
         signals = replace(_with_p_yes(signals, p_yes, wait=True), p_none=draft.p_none)
         build.provenance = {**build.provenance, "signals": signals.as_dict()}
         why, p = self.gate.after_generation(signals, routed)

@@ -27,8 +27,8 @@ from foundation.types import AskEvent, Quote
 MAX_PICKS = 3  # as many quotes as the written style has lines
 PICKED_WORDS = 150  # a picked quote is shown whole (the model read all of it); the limit only stops a runaway
 PICK_MAX_TOKENS = 16  # "[4][1][7]" is 9 tokens
-DIRECT_MAX_TOKENS = 64  # one sentence of at most ~25 words, with room to finish it
-DIRECT_MAX_WORDS = 40  # a longer "sentence" is the model running on: cut at the last full stop within it
+DIRECT_MAX_TOKENS = 80  # one sentence of ~25 words asked; the model writes up to ~45 (dev), room to finish it
+DIRECT_MAX_WORDS = 50  # a longer "sentence" is the model running on: cut at the last full stop within it
 OPEN_PICK = re.compile(r"\[(\d+)$")  # a pick whose number is written and whose "]" is not yet
 PICK_ALSO = 0.2  # README sample question: P(first pick) 0.40 for a quote naming the scaling, 0.24 for the reason
 # A line the model writes about the quotes rather than from them ("The quotes do not say ...").

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 _NUM = r"[-+−~≈<>]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+−]?\d+)?(?:[kKMBTG]|GB|TB|MB|KB|x|×|%|ms|s)?"
 _PIECE = rf"(?:{_NUM}|[-–—])"
 VALUE = re.compile(rf"[⋆*]?{_PIECE}(?:[/±]{_PIECE})*[†‡∗*§¶♠♣⋆]*")
-UNIT = re.compile(r"(?:GB|TB|MB|KB|B|M|K|k|%|ms|s|x|×|[†‡∗*§¶]|[TGMK]?FLOP[sS]?(?:/s)?|tokens?/s|/s)")
+UNIT = re.compile(r"(?:GB|TB|MB|KB|B|M|K|k|%|ms|s|x|×|[†‡∗*§¶]|[TGMK]?FLOP[sS]?(?:/s)?|tokens?/s|/s|days|hours|min)")
 # Numbers a row label may hold: sizes and counts ("GPT-3 175B", "Sum All 12 Layers"), never a decimal score.
 SCORE = re.compile(r"[-+−]?\d*\.\d+%?")  # a decimal cell: never part of a row's label
 SIZE = re.compile(r"\d+(?:\.\d+)?[BMK]")
@@ -197,7 +197,7 @@ def columns_of(header: list[str], n: int) -> tuple[list[str], str] | None:
     for skip in (1, 0):
         rest = header[skip:]
         label = header[0] if skip else ""
-        if n >= 2 and len(rest) == 2 * n:  # "Dev F1 Test F1"
+        if len(rest) == 2 * n:  # "Dev F1 Test F1"
             pairs = [f"{rest[2 * i]} {rest[2 * i + 1]}" for i in range(n)]
             if len(set(pairs)) == n and len({p.split()[1] for p in pairs}) == 1:
                 return pairs, label

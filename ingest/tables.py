@@ -33,14 +33,16 @@ from ingest.table_layout import (
 )
 
 CAPTION = re.compile(r"(?:Table|TABLE)\s*(?P<num>[A-Z]?\d{1,2})(?:\s*(?P<sep>[:.|]|j(?=\s))\s*(?P<rest>.*)|\s+(?P<bare>[A-Z].*)|\s*$)")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MAX_HEADER_LINES = 3
 MAX_GIST_WORDS = 16
 
 
 @dataclass(frozen=True)
 class Line:
-    text: str
-    start: int
+    text: str   # control characters (glyphs pypdf could not map: "2.4\x02" for "2.4×") dropped
+    start: int  # where the line is in the paper's text
+    end: int
     page: int
 
 
@@ -83,7 +85,7 @@ class Table:
 def _lines(parsed: ParsedPaper) -> list[Line]:
     out, offset = [], 0
     for text in parsed.text.split("\n"):
-        out.append(Line(text, offset, parsed.page_at(offset)))
+        out.append(Line(CONTROL.sub("", text).strip(), offset, offset + len(text), parsed.page_at(offset)))
         offset += len(text) + 1
     return out
 
@@ -123,13 +125,15 @@ def _region_above(lines: list[Line], c: int) -> tuple[list[Line], list[Line]]:
 
 
 def _region_below(lines: list[Line], c: int) -> tuple[list[Line], list[Line]]:
-    """For a caption written above its table ("Table 1. Model sizes and server configurations.")."""
+    """For a caption written above its table ("Table 1. Model sizes and server configurations."); pypdf
+    may put the table at the top of the next page."""
     page = lines[c].page
     j = c + 1
     skipped = 0
     while j < len(lines) and lines[j].page == page and is_prose(lines[j].text) and skipped < 4:
         j, skipped = j + 1, skipped + 1  # the caption's further lines
     header: list[Line] = []
+    page = lines[j].page if j < len(lines) and lines[j].page == page + 1 else page
     while j < len(lines) and lines[j].page == page and not is_row(lines[j].text):
         if is_prose(lines[j].text) or CAPTION.match(lines[j].text) or len(header) == MAX_HEADER_LINES:
             return [], []
@@ -183,8 +187,9 @@ def _rows(prefix: str, header_text: str, layout: Layout | None, body: list[Line]
         run = trailing_values(cells)
         if not run or not any(has_digit(c) for c in cells[len(cells) - run:]):
             words = line.text.split()
-            # a text row of a text table ("Learning Rate Decay Linear Linear") names no group
-            group = "" if len(set(words)) < len(words) else line.text.rstrip(":").strip()
+            # a text row of a text table ("Learning Rate Decay Linear Linear", "GPUs A100 4×A100") names no group
+            text_row = len(set(words)) < len(words) or sum(has_digit(w) for w in words) >= 2
+            group = "" if text_row else line.text.rstrip(":").strip()
             continue
         n = min(run, layout.n) if layout else run
         label = " ".join(cells[: len(cells) - n])
@@ -201,7 +206,7 @@ def _rows(prefix: str, header_text: str, layout: Layout | None, body: list[Line]
         head = prefix if aligned or not header_text else f"{prefix} [columns: {header_text}]"
         head = f"{head}: {label}: " if label else f"{head}: "
         rows.append(TableRow(label=label, cells=tuple(pairs), head=head, aligned=aligned, start=line.start,
-                             end=line.start + len(line.text)))
+                             end=line.end))
     return rows
 
 
@@ -243,12 +248,12 @@ def _read_table(number: str, lines: list[Line], c: int, header: list[Line], body
         if len(rows_cells) < MIN_ROWS:
             return None
     layout = layout_of([h.text for h in header], rows_cells)
-    about = "; ".join([gist or f"page {lines[c].page}"] + (layout.context if layout else []))
+    about = "; ".join([gist or f"page {body[0].page}"] + (layout.context if layout else []))
     prefix = f"Table {number} ({about})"
     rows = _rows(prefix, " / ".join(h.text for h in header), layout, body)
     if len(rows) < MIN_ROWS:
         return None
-    return Table(number=number, caption=" ".join(caption_lines).strip(), gist=gist, page=lines[c].page,
+    return Table(number=number, caption=" ".join(caption_lines).strip(), gist=gist, page=body[0].page,
                  header=tuple(h.text for h in header), aligned=bool(layout and layout.columns), rows=tuple(rows))
 
 

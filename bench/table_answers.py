@@ -71,7 +71,7 @@ def run(home: Path, items, overrides: dict) -> dict:
 
 def cpu() -> str:
     try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        info = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
         return next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("Model name"))
     except (OSError, StopIteration):
         return platform.processor() or "unknown CPU"

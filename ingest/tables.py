@@ -102,9 +102,8 @@ def _region_above(lines: list[Line], c: int) -> tuple[list[Line], list[Line]]:
     j = c - 1
     while j >= 0 and lines[j].page == page and not CAPTION.match(lines[j].text):
         text = lines[j].text
-        if is_row(text):
-            body.append(j)
-        elif body and j > 0 and is_row(lines[j - 1].text) and _group_like(text):
+        # a row, or a group line between rows ("Single models on test (as of July 25, 2019)")
+        if is_row(text) or (body and j > 0 and is_row(lines[j - 1].text) and _group_like(text)):
             body.append(j)
         else:
             break
@@ -142,9 +141,7 @@ def _region_below(lines: list[Line], c: int) -> tuple[list[Line], list[Line]]:
     body: list[Line] = []
     while j < len(lines) and lines[j].page == page:
         text = lines[j].text
-        if is_row(text):
-            body.append(lines[j])
-        elif body and j + 1 < len(lines) and is_row(lines[j + 1].text) and _group_like(text):
+        if is_row(text) or (body and j + 1 < len(lines) and is_row(lines[j + 1].text) and _group_like(text)):
             body.append(lines[j])
         else:
             break

@@ -7,7 +7,8 @@ answer cite the paper at the table's page, and does it hold the gold number?
 Each --home is an index (built with `python -m assistant ingest ...`); give the one built before table rows
 were passages as the baseline, in the same run. Per question: answered (not declined), cites_page (a citation
 of the gold paper whose pages hold the table's page), cites_table (a citation of the table's rows: section
-"Table N"), number (the gold number in the answer's text), and both (cites_page and number).
+"Table N"), number (the gold number in the answer's text, related quotes of a decline included), and both (answered,
+cites_page and number).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def check(answer: Answer, arxiv_id: str, page: int, table: str, number: str) -> 
         "cites_table": any(c.section == table for c in cited),
         "number": holds_number(answer.text, number),
     }
-    out["both"] = out["cites_page"] and out["number"]
+    out["both"] = out["answered"] and out["cites_page"] and out["number"]
     return out
 
 

@@ -84,6 +84,12 @@ class ParsedPaper(Frozen):
         return page
 
 
+# What parse + chunk make of a PDF. A paper indexed by an older version is ingested again by the next ingest
+# that names it (its passages replaced, never mixed): 2 added table rows as passages of their own and read
+# ligature glyphs as letters.
+PASSAGES_VERSION = 2
+
+
 class Chunk(Frozen):
     id: str
     arxiv_id: str
@@ -97,11 +103,16 @@ class Chunk(Frozen):
     n_tokens: int = 0
     level: int = Field(default=0, description="0 for a leaf passage; >0 for a RAPTOR summary node")
     children: tuple[str, ...] = Field(default=(), description="Child chunk ids of a summary node")
+    kind: Literal["text", "table"] = Field(default="text", description="text: a stretch of the paper's running "
+                                           "text; table: rows of one table (section 'Table N'), one "
+                                           "self-contained row a line")
 
     @staticmethod
-    def make_id(arxiv_id: str, version: int | None, page_start: int, page_end: int, char_start: int) -> str:
-        """Stable id: the same paper, version and offsets always give the same id."""
-        key = f"{arxiv_id}|v{version or 0}|p{page_start}-{page_end}|c{char_start}"
+    def make_id(arxiv_id: str, version: int | None, page_start: int, page_end: int, char_start: int,
+                kind: str = "text") -> str:
+        """Stable id: the same paper, version, offsets and kind always give the same id (a text chunk's id is
+        what it was before chunks had kinds)."""
+        key = f"{arxiv_id}|v{version or 0}|p{page_start}-{page_end}|c{char_start}" + ("" if kind == "text" else f"|{kind}")
         return f"{arxiv_id.replace('/', '_')}v{version or 0}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
 
     @property
@@ -247,6 +258,7 @@ class PaperRecord(_IngestStatus):
 
     paper: Paper
     updated_at: float = 0.0
+    passages: int = Field(default=PASSAGES_VERSION, description="PASSAGES_VERSION of the code that made its passages")
 
 
 class IngestResult(_IngestStatus):

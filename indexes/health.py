@@ -17,11 +17,11 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from foundation.locks import lock_holder
-from foundation.types import PaperStatus, ProgressEvent
+from foundation.types import PASSAGES_VERSION, PaperStatus, ProgressEvent
 from indexes.versioned import VersionedDir
 
 IssueKind = Literal["missing", "orphan", "unsearchable", "pending", "other_version", "failed_chunks", "count",
-                    "no_current", "building", "leftover_build", "stale"]
+                    "no_current", "building", "leftover_build", "stale", "outdated"]
 REPAIR = "run `paper-assistant doctor --repair`"
 
 
@@ -148,6 +148,12 @@ def quick_check(library) -> list[Issue]:
             issues.append(Issue(kind="pending", index="store", count=len(pending),
                                 message=f"{len(pending)} paper(s) left half-ingested by an interrupted run ({ids}): "
                                         f"not searchable; {REPAIR} or ingest them again"))
+        outdated = [r.paper.arxiv_id for r in store.papers(PaperStatus.ok) if r.passages < PASSAGES_VERSION]
+        if outdated:
+            ids = " ".join(outdated[:5]) + (" ..." if len(outdated) > 5 else "")
+            issues.append(Issue(kind="outdated", index="store", count=len(outdated),
+                                message=f"{len(outdated)} paper(s) were indexed by an older version (no table rows): "
+                                        f"searchable as they are; `paper-assistant ingest {ids}` re-indexes them"))
         dense, total = library.dense.count(), store.count_chunks(level=None)
         if dense != total and not pending:
             issues.append(Issue(kind="stale", index="dense", count=abs(dense - total),

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence
 from foundation.config import Settings
 from foundation.faults import fault_point
 from foundation.locks import LockHeld, exclusive_lock, lock_holder
-from foundation.types import Chunk, Paper, PaperRecord, PaperStatus, ProgressEvent
+from foundation.types import PASSAGES_VERSION, Chunk, Paper, PaperRecord, PaperStatus, ProgressEvent
 from indexes.base import Embedder, Index
 from indexes.bm25 import BM25Index
 from indexes.colbert import ColBERTIndex  # colbert-ai itself is imported when the index is first used
@@ -132,6 +132,10 @@ class Library:
         if upgrade:
             self.store.stage_version(chunks)
         else:
+            if record is not None and record.passages < PASSAGES_VERSION:
+                # Passages made by older code can keep an id while their text changed (a ligature read as a
+                # letter): every index forgets them all and embeds the new ones.
+                self.drop_from_indexes([c.id for c in self.store.chunks_of(paper.arxiv_id)])
             stale = self.store.stage_paper(paper, chunks)
             self.drop_from_indexes(stale)
         fault_point("staged")

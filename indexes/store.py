@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from foundation.types import Chunk, Paper, PaperRecord, PaperStatus
+from foundation.types import PASSAGES_VERSION, Chunk, Paper, PaperRecord, PaperStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades the schema from version i to i+1; an index from a newer app is refused.
 MIGRATIONS: list[str] = [
@@ -45,14 +45,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS pdf_files_by_paper ON pdf_files(arxiv_id);
     """,
+    # 3: a chunk's kind (text, or a table's rows); which PASSAGES_VERSION made a paper's passages (1: all before).
+    """
+    ALTER TABLE chunks ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
+    ALTER TABLE papers ADD COLUMN passages INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 # Named columns: INSERTs and SELECTs never depend on the order ALTER TABLE left them in.
 _PAPER_COLUMNS = ("arxiv_id", "version", "title", "authors", "year", "abstract", "pdf_path", "status", "reason",
-                  "n_chunks", "updated_at", "doi", "citation_key", "eprint", "venue", "origin", "content_hash")
+                  "n_chunks", "updated_at", "doi", "citation_key", "eprint", "venue", "origin", "content_hash",
+                  "passages")
 _PAPER_SELECT = "SELECT " + ", ".join(_PAPER_COLUMNS) + " FROM papers"
 _PAPER_INSERT = (f"INSERT OR REPLACE INTO papers ({', '.join(_PAPER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(_PAPER_COLUMNS))})")
+_CHUNK_INSERT = ("INSERT OR REPLACE INTO chunks (id, arxiv_id, version, section, page_start, page_end, char_start, "
+                 "char_end, text, n_tokens, level, children, seq, kind) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _METADATA_COLUMNS = ("title", "authors", "year", "abstract", "pdf_path", "doi", "citation_key", "eprint", "venue",
                      "origin", "content_hash")
 
@@ -216,20 +224,12 @@ class Store:
             new = {c.id for c in chunks}
             stale = sorted(old - new)
             db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in stale])
-            db.executemany(
-                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start, c.char_end,
-                  c.text, c.n_tokens, c.level, json.dumps(list(c.children)), seq) for seq, c in enumerate(chunks)],
-            )
+            _insert_chunks(db, chunks, range(len(chunks)))
         return stale
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> None:
         with self._tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start, c.char_end,
-                  c.text, c.n_tokens, c.level, json.dumps(list(c.children)), c.char_start) for c in chunks],
-            )
+            _insert_chunks(db, chunks, [c.char_start for c in chunks])
 
     def remove_chunks(self, chunk_ids: Sequence[str]) -> None:
         with self._tx() as db:
@@ -311,11 +311,13 @@ class Store:
 
 
 def _insert_leaves(db: sqlite3.Connection, chunks: Sequence[Chunk]) -> None:
-    db.executemany(
-        "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start, c.char_end,
-          c.text, c.n_tokens, c.level, json.dumps(list(c.children)), seq) for seq, c in enumerate(chunks)],
-    )
+    _insert_chunks(db, chunks, range(len(chunks)))
+
+
+def _insert_chunks(db: sqlite3.Connection, chunks: Sequence[Chunk], seqs: Sequence[int]) -> None:
+    db.executemany(_CHUNK_INSERT, [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start,
+                                    c.char_end, c.text, c.n_tokens, c.level, json.dumps(list(c.children)), seq,
+                                    c.kind) for seq, c in zip(seqs, chunks)])
 
 
 def _paper_values(paper: Paper) -> dict[str, Any]:
@@ -326,8 +328,9 @@ def _paper_values(paper: Paper) -> dict[str, Any]:
 
 
 def _paper_row(paper: Paper, status: PaperStatus, reason: str, n_chunks: int) -> tuple:
+    # The row is written with its passages (stage, promote) or with none (failed): either way this code's.
     values = {**_paper_values(paper), "status": status.value, "reason": reason, "n_chunks": n_chunks,
-              "updated_at": time.time()}
+              "updated_at": time.time(), "passages": PASSAGES_VERSION}
     return tuple(values[c] for c in _PAPER_COLUMNS)
 
 
@@ -339,10 +342,10 @@ def _record(row: tuple) -> PaperRecord:
                   eprint=v["eprint"] or "", venue=v["venue"] or "", origin=v["origin"] or "arxiv",
                   content_hash=v["content_hash"] or "")
     return PaperRecord(paper=paper, status=PaperStatus(v["status"]), reason=v["reason"] or "",
-                       n_chunks=v["n_chunks"] or 0, updated_at=v["updated_at"] or 0.0)
+                       n_chunks=v["n_chunks"] or 0, updated_at=v["updated_at"] or 0.0, passages=v["passages"])
 
 
 def _chunk(row: tuple) -> Chunk:
     return Chunk(id=row[0], arxiv_id=row[1], version=row[2], section=row[3] or "", page_start=row[4], page_end=row[5],
                  char_start=row[6], char_end=row[7], text=row[8], n_tokens=row[9] or 0, level=row[10] or 0,
-                 children=tuple(json.loads(row[11] or "[]")))
+                 children=tuple(json.loads(row[11] or "[]")), kind=row[13])

@@ -2,7 +2,9 @@
 
 A chunk never spans two sections, holds at most max_tokens tokens, and prefers to end at a
 sentence end. The references (from references_start to the next section, usually the first
-appendix heading) are never chunked; appendices after them are.
+appendix heading) are never chunked; appendices after them are. Each table's rows (ingest/tables.py)
+are chunks of their own besides (kind "table", section "Table N"), one self-contained row a line; the
+prose chunks still hold the table's lines as pypdf reads them.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from foundation.types import Chunk, ParsedPaper
+from ingest.tables import find_tables
 
 MIN_CHUNK_TOKENS = 8  # pieces shorter than this (a lone heading, a page number) are not worth a vector
 RECOUNT_MARGIN = 8  # chunks this close to max_tokens are re-tokenized on their own to be sure
@@ -92,8 +95,52 @@ def _word_start(text: str, spans: list[tuple[int, int]], k: int, floor: int) -> 
     return k
 
 
-def chunk_paper(parsed: ParsedPaper, tokenizer: Tokenizer, max_tokens: int = 200, overlap: int = 40) -> list[Chunk]:
-    """Cut a parsed paper into section-aware, token-bounded, overlapping chunks (deterministic)."""
+def chunk_paper(parsed: ParsedPaper, tokenizer: Tokenizer, max_tokens: int = 200, overlap: int = 40,
+                tables: bool = True) -> list[Chunk]:
+    """Cut a parsed paper into section-aware, token-bounded, overlapping chunks, with its tables' rows as chunks
+    of their own (deterministic; in reading order)."""
+    chunks = _text_chunks(parsed, tokenizer, max_tokens, overlap)
+    if tables:
+        chunks = sorted(chunks + table_chunks(parsed, tokenizer, max_tokens), key=lambda c: (c.char_start, c.kind))
+    return chunks
+
+
+def table_chunks(parsed: ParsedPaper, tokenizer: Tokenizer, max_tokens: int = 200) -> list[Chunk]:
+    """Each table's rows as passages, as many to a chunk as fit in max_tokens; a row too long for one is
+    written in parts, each naming the table and the row."""
+    chunks: list[Chunk] = []
+    for table in find_tables(parsed):
+        texts: list[tuple[str, int, int]] = []  # (row text, start, end)
+        for row in table.rows:
+            parts, a = [], 0
+            while a < len(row.cells):
+                b = len(row.cells)
+                while b - a > 1 and len(tokenizer.offsets(row.part(a, b))) > max_tokens:
+                    b = a + (b - a) // 2
+                parts.append(row.part(a, b))
+                a = b
+            texts += [(part, row.start, row.end) for part in parts]
+        group: list[tuple[str, int, int]] = []
+        for item in texts + [("", 0, 0)]:
+            joined = "\n".join(t for t, _, _ in group + [item])
+            if group and (not item[0] or len(tokenizer.offsets(joined)) > max_tokens):
+                chunks.append(_table_chunk(parsed, table.name, table.page, group, tokenizer))
+                group = []
+            if item[0]:
+                group.append(item)
+    return chunks
+
+
+def _table_chunk(parsed: ParsedPaper, name: str, page: int, rows: list[tuple[str, int, int]],
+                 tokenizer: Tokenizer) -> Chunk:
+    text = "\n".join(t for t, _, _ in rows)
+    start, end = rows[0][1], rows[-1][2]
+    return Chunk(id=Chunk.make_id(parsed.arxiv_id, parsed.version, page, page, start, kind="table"),
+                 arxiv_id=parsed.arxiv_id, version=parsed.version, section=name, page_start=page, page_end=page,
+                 char_start=start, char_end=end, text=text, n_tokens=len(tokenizer.offsets(text)), kind="table")
+
+
+def _text_chunks(parsed: ParsedPaper, tokenizer: Tokenizer, max_tokens: int, overlap: int) -> list[Chunk]:
     if max_tokens < 16 or not 0 <= overlap < max_tokens // 2:
         raise ValueError(f"need max_tokens >= 16 and 0 <= overlap < max_tokens/2 (got {max_tokens}, {overlap})")
     text = parsed.text

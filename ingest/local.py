@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from foundation.types import LOCAL_ID_PREFIX, Frozen, IngestResult, Paper, PaperStatus
+from foundation.types import LOCAL_ID_PREFIX, PASSAGES_VERSION, Frozen, IngestResult, Paper, PaperStatus
 from indexes.store import Store
 from ingest.pdf_metadata import PdfMetadata
 
@@ -115,6 +115,11 @@ def plan_local(pdfs: list[LocalPdf], store: Store) -> LocalPlan:
         record = store.paper(owner[0]) if owner else None
         if record is not None and owner is not None:
             paper = record.paper
+            if record.status == PaperStatus.ok and paper.version == owner[1] and record.passages < PASSAGES_VERSION:
+                # indexed by older code (no table rows): read again as the same paper, never mixed
+                plan.jobs.append(LocalJob(arxiv_id=paper.arxiv_id, version=paper.version or 1, pdf=pdf, sha256=sha,
+                                          previous=paper))
+                continue
             if record.status == PaperStatus.ok and paper.version == owner[1]:
                 note = "" if paper.pdf_path == str(pdf.path) else f"the same PDF as {owner[2]}"
                 plan.results.append(_skipped(pdf, paper.arxiv_id, note, record.n_chunks, paper.title))

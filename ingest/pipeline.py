@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from foundation.faults import fault_point
-from foundation.types import Chunk, IngestResult, Paper, PaperStatus, ProgressEvent
+from foundation.types import PASSAGES_VERSION, Chunk, IngestResult, Paper, PaperStatus, ProgressEvent
 from indexes.library import Library
 from ingest.chunk import chunk_paper
 from ingest.fetch import FetchError, Fetcher, check_pdf
@@ -68,7 +68,9 @@ class Ingestor:
         for ref in inputs.refs:
             record = store.paper(ref.arxiv_id)
             entry = inputs.entries.get(ref.arxiv_id)
-            if record and record.status == PaperStatus.ok and (ref.version is None or ref.version == record.paper.version):
+            current = record is not None and record.passages >= PASSAGES_VERSION  # else re-indexed, never mixed
+            same = record is not None and (ref.version is None or ref.version == record.paper.version)
+            if record and record.status == PaperStatus.ok and current and same:
                 note = self._add_library_metadata(record.paper, entry)
                 results.append(IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.ok, n_chunks=record.n_chunks,
                                             skipped=True, title=record.paper.title, note=note,

@@ -30,7 +30,9 @@ def papers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ParsedPaper]:
 
 @pytest.fixture(scope="module")
 def chunks(papers: dict[str, ParsedPaper], tokenizer: HFTokenizer) -> dict[str, list[Chunk]]:
-    return {arxiv_id: chunk_paper(paper, tokenizer, max_tokens=200, overlap=40) for arxiv_id, paper in papers.items()}
+    """The prose chunks (tables' rows are chunks of their own besides: tests/test_tables.py)."""
+    return {arxiv_id: chunk_paper(paper, tokenizer, max_tokens=200, overlap=40, tables=False)
+            for arxiv_id, paper in papers.items()}
 
 
 def section_of(paper: ParsedPaper, offset: int) -> str:
@@ -89,9 +91,19 @@ def test_nothing_from_the_references_but_the_appendix_is_kept(papers: dict[str, 
 
 
 def test_same_input_same_chunks(papers: dict[str, ParsedPaper], chunks: dict[str, list[Chunk]], tokenizer: HFTokenizer) -> None:
-    again = chunk_paper(papers["2305.13245"], tokenizer, max_tokens=200, overlap=40)
+    again = chunk_paper(papers["2305.13245"], tokenizer, max_tokens=200, overlap=40, tables=False)
     assert again == chunks["2305.13245"]
     assert len({c.id for c in again}) == len(again)
+
+
+def test_tables_add_chunks_beside_the_same_prose_chunks(papers: dict[str, ParsedPaper], chunks: dict[str, list[Chunk]],
+                                                        tokenizer: HFTokenizer) -> None:
+    both = chunk_paper(papers["2305.13245"], tokenizer, max_tokens=200, overlap=40)
+    assert [c for c in both if c.kind == "text"] == chunks["2305.13245"]  # prose chunks and their ids unchanged
+    tables = [c for c in both if c.kind == "table"]
+    assert tables and all(c.section.startswith("Table ") and c.n_tokens <= 200 for c in tables)
+    assert [c.char_start for c in both] == sorted(c.char_start for c in both)  # in reading order
+    assert len({c.id for c in both}) == len(both)
 
 
 def test_near_empty_sections_are_skipped(tokenizer: HFTokenizer) -> None:

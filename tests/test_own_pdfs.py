@@ -188,7 +188,7 @@ def test_find_pdfs_is_recursive_case_blind_and_takes_a_glob(tmp_path):
 
 def test_store_migration_keeps_an_old_library(tmp_path):
     """A schema-1 library (before PDFs from disk) opens: its papers read as arXiv papers, new columns empty."""
-    from indexes.store import MIGRATIONS, Store
+    from indexes.store import MIGRATIONS, SCHEMA_VERSION, Store
 
     path = tmp_path / "library.sqlite"
     db = sqlite3.connect(str(path))
@@ -207,7 +207,7 @@ def test_store_migration_keeps_an_old_library(tmp_path):
     assert store.paper("1706.03762").status == PaperStatus.ok
     store.close()
     version = sqlite3.connect(str(path)).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-    assert version == "2"
+    assert version == str(SCHEMA_VERSION)  # migrated to the newest schema (3 added chunk kinds)
 
 
 @pytest.mark.model

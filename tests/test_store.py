@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from foundation.types import Chunk, Paper, PaperStatus
+from foundation.types import PASSAGES_VERSION, Chunk, Paper, PaperStatus
 from indexes.store import SCHEMA_VERSION, IndexMismatch, Store
 
 
@@ -60,6 +60,32 @@ def test_index_from_a_newer_version_is_refused(tmp_path):
     db.close()
     with pytest.raises(IndexMismatch, match="newer paper-assistant"):
         Store(tmp_path / "s.sqlite")
+
+
+def test_a_schema_1_index_is_migrated_its_passages_marked_as_old(tmp_path):
+    """An index written before chunks had kinds: its rows read as text chunks of passages version 1, which
+    the next ingest of the paper replaces (tests/test_tables.py)."""
+    from indexes.store import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    db.executescript(MIGRATIONS[0])
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO papers VALUES ('1706.03762', 7, 'Attention', '[]', 2017, '', NULL, 'ok', '', 1, 0)")
+    db.execute("INSERT INTO chunks VALUES ('c1', '1706.03762', 7, 'Intro', 1, 1, 0, 9, 'some text', 2, 0, '[]', 0)")
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "s.sqlite")
+    assert store.paper("1706.03762").passages == 1 < PASSAGES_VERSION
+    assert [(c.id, c.kind) for c in store.chunks_of("1706.03762")] == [("c1", "text")]
+    table = chunk("1706.03762", 5).model_copy(update={"id": "t1", "kind": "table", "section": "Table 1"})
+    store.stage_paper(Paper(arxiv_id="1706.03762", version=7), [table])
+    assert store.paper("1706.03762").passages == PASSAGES_VERSION
+    assert [(c.id, c.kind) for c in store.chunks_of("1706.03762")] == [("t1", "table")]
+
+
+def test_a_table_chunk_id_differs_from_a_text_chunk_id_at_the_same_offset():
+    assert Chunk.make_id("1706.03762", 5, 2, 2, 100, kind="table") != Chunk.make_id("1706.03762", 5, 2, 2, 100)
+    assert Chunk.make_id("1706.03762", 5, 2, 2, 100, kind="text") == Chunk.make_id("1706.03762", 5, 2, 2, 100)
 
 
 def leaf(arxiv_id: str, version: int, start: int) -> Chunk:

@@ -57,10 +57,18 @@ class Candidate:
 
 
 def candidates(hits: Sequence[Hit]) -> list[Candidate]:
-    """Prose sentences of the passages (figure labels and table cells are not quotable), each once."""
+    """Prose sentences of the passages (figure labels and table cells are not quotable) and the rows of table
+    passages (one self-contained row a line: "Table 7 (...): First Layer (Embeddings): Dev F1 91.0."), each once."""
     out = []
     for i, hit in enumerate(hits):
         text = hit.chunk.text
+        if hit.chunk.kind == "table":
+            start = 0
+            for row in text.split("\n"):
+                if row.strip():
+                    out.append(Candidate(i, start, start + len(row), sanitize_passage(" ".join(row.split()))[0]))
+                start += len(row) + 1
+            continue
         for start, end in sentence_spans(text):
             raw = text[start:end]
             if is_prose(raw):

@@ -87,6 +87,13 @@ def test_what_a_question_asks_for():
     assert unanswered("How many tokens was Mistral 7B trained on?", "Mistral 7B outperforms Llama 2 13B.")
     assert unanswered("How many tokens was Mistral 7B trained on?", "Mistral 7B was trained on 2T tokens.") == ""
     assert unanswered("How many templates per dataset were written?", "We write ten unique templates.") == ""
+    # the number must be said of what the question names (or come from that thing's own paper)
+    assert unanswered("How many days did pre-training PaLM 540B take?", "For each of 4 days, 5 more computers were added.")
+    assert unanswered("How many days did pre-training PaLM 540B take?", "We trained PaLM 540B for 50 days.") == ""
+    assert unanswered("How long did it take to train GPT-NeoX-20B?", "We trained it for 30 days.",
+                      ["GPT-NeoX-20B: An Open-Source Autoregressive Language Model"]) == ""
+    assert unanswered("How long did it take to train GPT-NeoX-20B?", "It has 20 billion parameters.",
+                      ["GPT-NeoX-20B: An Open-Source Autoregressive Language Model"])
 
 
 def test_a_question_about_the_paper_is_routed_to_the_paper_it_means(setup):

@@ -158,7 +158,9 @@ class Answerer:
             text = decline_text(question, " ".join(q.text for q in quotes), titles, "no quote states the answer")
             yield _final(build.decline(text, "the model found no quote that answers", related, p, checked.verdicts,
                                        draft))
-        elif picked and (lacking := unanswered(question, picked_text)) and not several_parts(question):
+        elif picked and (lacking := unanswered(question, "\n".join(quotes[n - 1].text for n in dict.fromkeys(picked)),
+                                               [quotes[n - 1].title for n in dict.fromkeys(picked)])) \
+                and not several_parts(question):
             text = decline_text(question, picked_text, titles, lacking)
             yield _final(build.decline(text, lacking, list(dict.fromkeys(picked)), p, checked.verdicts, draft))
         else:

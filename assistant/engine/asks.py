@@ -5,7 +5,9 @@ The pick step names the quotes closest to the question, and a question asking fo
 state (a model's parameter count, a training cost) gets a quote that names the model but holds no number: the
 hidden question sets' commonest false answer. So:
 - how many / how much / what number, size, cost, count, rate, score: the quotes must hold a number (digits or a
-  number word), and where the question names a unit ("GPU-hours", "parameters", "tokens", "%"), a number near it;
+  number word), and where the question names a unit ("GPU-hours", "parameters", "tokens", "%"), a number near it
+  ("how long": a duration); where the question names what it asks about ("PaLM 540B", "LLaMA's tokenizer"), that
+  number must stand in a sentence naming it, or in a quote of that thing's own paper (its title names it);
 - who / which model, method, dataset: the quotes must hold a name the question does not already give;
 - yes/no questions and the rest: no check here (the gate and the model decide).
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from foundation.text import names_in
+from typing import Sequence
+
+from foundation.text import names_in, split_sentences
 
 NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred "
                 "thousand million billion trillion twice thrice half double triple dozen").split()
@@ -50,6 +54,8 @@ _QUESTION_UNITS = {
     "step": r"\bsteps\b|\biterations\b", "epoch": r"\bepochs?\b", "byte": r"\bmemory\b|\bbytes\b|\bgb\b|\bvram\b",
     "query": r"\bqueries\b", "dimension": r"\bdimension(?:ality)?\b|\bhidden size\b",
 }
+DURATION = ("hour", "day", "week", "month")
+UNITS.update({"minute": r"minutes?|mins?", "second": r"seconds?|\d\s?s\b", "year": r"years?"})
 NEAR = 3  # words between a number and its unit
 
 
@@ -82,23 +88,44 @@ def asks_for(question: str) -> Asks:
     q = question.strip()
     number = bool(_ASKS_NUMBER.search(q))
     units = tuple(u for u, rx in _QUESTION_UNITS.items() if re.search(rx, q, re.I)) if number else ()
+    if number and not units and re.search(r"\bhow long\b|\bduration\b|\bhow much time\b", q, re.I):
+        units = (*DURATION, "minute", "year")
     return Asks(number=number, name=not number and bool(_ASKS_NAME.search(q)), units=units)
 
 
-def unanswered(question: str, quotes_text: str) -> str:
-    """'' when the picked quotes can answer the kind of question asked, else what they lack."""
+def unanswered(question: str, quotes_text: str, titles: Sequence[str] = ()) -> str:
+    """'' when the picked quotes can answer the kind of question asked, else what they lack. quotes_text: the
+    picked quotes, one per line; titles: each one's paper title, in the same order (where known)."""
     asks = asks_for(question)
-    # Numbers inside the question's own names ("Mistral 7B", "Falcon-40B", "GPT-4") answer nothing.
-    for token in sorted(set(re.findall(r"[\w.-]*\d[\w.-]*", question)), key=len, reverse=True):
-        quotes_text = re.sub(rf"(?<![\w.-]){re.escape(token)}(?![\w-])", " ", quotes_text, flags=re.I)
     if asks.number:
-        if not _NUMBER.search(quotes_text):
+        about = _subjects(question)
+        sentences = [(_without_question_numbers(x, question), f"{x} {titles[i] if i < len(titles) else ''}".lower())
+                     for i, quote in enumerate(quotes_text.split("\n")) for x in split_sentences(quote)]
+        if about:  # the number must be said of what the question names
+            sentences = [(x, named) for x, named in sentences if any(n in named for n in about)]
+        if not any(_NUMBER.search(x) for x, _ in sentences):
             return f"the quotes hold no {asks.what}"
-        if asks.units and not any(_number_near(quotes_text, UNITS[u]) for u in asks.units):
+        if asks.units and not any(_number_near(x, UNITS[u]) for x, _ in sentences for u in asks.units):
             return f"the quotes hold no {asks.what}"
     if asks.name and not (names_in(quotes_text) - names_in(question)):
         return "the quotes name nothing the question does not already name"
     return ""
+
+
+def _subjects(question: str) -> set[str]:
+    """What a number question asks about, as names to find: "PaLM", "LLaMA", "GPT-NeoX-20B" (not its units)."""
+    lead = re.findall(r"[A-Z][A-Za-z]*[A-Z][\w-]*|[A-Z][a-z]+[A-Z]\w*", question)  # LLaMA, GPT-NeoX, RoBERTa
+    found = {n.lower() for n in (*names_in(question), *lead) if len(n) > 2}
+    return {n for n in found if n not in {"how", "what", "which"}
+            and not any(re.fullmatch(rx, n) for rx in _QUESTION_UNITS.values())
+            and not re.search(r"gpus?|tpus?|hours?|tokens?|parameters?", n)}
+
+
+def _without_question_numbers(text: str, question: str) -> str:
+    """Numbers inside the question's own names ("Mistral 7B", "Falcon-40B", "GPT-4") answer nothing."""
+    for token in sorted(set(re.findall(r"[\w.-]*\d[\w.-]*", question)), key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.-]){re.escape(token)}(?![\w-])", " ", text, flags=re.I)
+    return text
 
 
 def decline_text(question: str, quotes_text: str, titles: str, why: str) -> str:

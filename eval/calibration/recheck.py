@@ -17,13 +17,11 @@ MANIFEST = Path(__file__).resolve().parents[3] / "shared" / "papers" / "manifest
 def recheck(run: Path, titles: dict[str, str]) -> dict:
     answered = declined_now = 0
     examples = []
-    answerable = None
     for line in (run / "results.jsonl").read_text().splitlines():
         r = json.loads(line)
         out = r.get("output")
         if not out or out["abstained"]:
             continue
-        answerable = r["answerable"]
         answered += 1
         cites = out["detail"].get("citations", [])
         quotes = [out["sources"][c["n"] - 1] for c in cites if 0 < c["n"] <= len(out["sources"])]

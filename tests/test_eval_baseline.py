@@ -1,6 +1,7 @@
 """The llama-index baseline reads the SAME chunks with the SAME embedder: its top-k equals our dense top-k."""
 from __future__ import annotations
 
+import pytest
 from llama_index.core.llms import MockLLM
 
 from eval.datasets import QAItem

@@ -20,6 +20,7 @@ from assistant.tui.library_work import LibraryWorkMixin
 from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, CitedChunk, ModesLoaded, NeighboursLoaded,
                                     Notice, PapersLoaded, TreesLoaded, Warmed)
 from assistant.tui.screens.main import MainScreen
+from foundation.terminal import inert
 from foundation.types import Hit, PaperRecord, PaperStatus
 
 
@@ -55,6 +56,12 @@ class PaperAssistantApp(LibraryWorkMixin, DialogsMixin, App):
         self._ingesting = False
         self.main_screen = MainScreen()
         self._library_screen = None
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every toast (screens' and widgets' too) carries data: reasons, paths, server errors. Never markup, and
+        control characters shown, not sent to the terminal."""
+        super().notify(inert(str(message)), title=inert(title), severity=severity, timeout=timeout, markup=False)
 
     # --- state everyone reads
     @property

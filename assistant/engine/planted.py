@@ -42,9 +42,10 @@ READING = re.compile(
     r"\b(?:the|any|a|an|each|every)\s+(?:model|system|agent|reader|tool)s?\s+(?:that|which|who)?\s*(?:is\s+|are\s+)?"
     r"(?:reads?|reading|answers?|answering|process(?:es|ing)?|summari[sz](?:es|ing)|review(?:s|ing))\b"
     r"|\bif\s+(?:a|an|the|any)\s+(?:model|system|agent|LLM|AI)\s+(?:is\s+)?(?:reading|reads|answering|processing)\b"
-    r"|\b(?:LLMs?|AIs?|models?|assistants?|systems?|agents?|tools?|bots?)\s+(?:reading|processing|answering|summari[sz]ing"
-    r"|reviewing|generating|writing|producing|extracting)\s+(?:\w+\s+){0,2}(?:from\s+|with\s+|using\s+|of\s+)?"
-    r"(?:this|these|the\s+(?:paper|text|document|passage|manuscript|page))\b"
+    r"|\b(?:LLMs?|AIs?|models?|assistants?|systems?|agents?|tools?|(?:chat ?)?bots?|summari[sz]ers?)\s+(?:that\s+|which\s+)?"
+    r"(?:reads?|reading|process\w*|answer\w*|summari[sz]\w*|review\w*|generat\w*|writ\w*|produc\w*|extract\w*|pars\w*"
+    r"|quot\w*)\s+(?:\w+\s+){0,2}(?:from\s+|with\s+|using\s+|of\s+)?(?:this|these|the\s+(?:paper|text|document|passage"
+    r"|manuscript|page|file))\b"
     r"|\b(?:whoever|whatever|anyone|anything|anybody)\b[^.:;]{0,24}\b(?:reads?|reading|answers?|answering|process\w*"
     r"|summari[sz]\w*)\b", re.IGNORECASE)
 # Verbs whose use as an order is enough: they order the reader about what it says, judges or obeys.
@@ -77,6 +78,23 @@ CITE_US = re.compile(r"cite\s+(?:our|this|these|the\s+following|both)\s+(?:\w+\s
                      r"publications?|reports?|datasets?|preprints?)\b", re.IGNORECASE)
 SUBORDINATE = re.compile(r"^(?:if|when|whenever|regardless|whatever|no\s+matter|as|for|to|before|after|once|in|while"
                          r"|unless|should)\b", re.IGNORECASE)
+LABEL_FOR = re.compile(r"\b(?:is|are)\s+(?:meant\s+|intended\s+|written\s+|addressed\s+)?(?:for|to)\b"
+                       r"|\b(?:instructions?|guidance|directions?)\s+follows?\b", re.IGNORECASE)
+# First words of a paper's sentences that are not orders: function words, and a paper's own imperatives.
+NOT_ORDERS = {
+    "the", "a", "an", "this", "that", "these", "those", "our", "we", "it", "its", "they", "their", "there", "here", "in",
+    "on", "at", "for", "from", "with", "without", "by", "of", "to", "as", "and", "but", "or", "nor", "yet", "so", "if",
+    "when", "while", "since", "because", "although", "though", "after", "before", "once", "unless", "until", "all",
+    "each", "every", "both", "any", "some", "many", "most", "such", "only", "also", "thus", "then", "hence", "however",
+    "moreover", "furthermore", "finally", "first", "second", "third", "next", "last", "one", "two", "three", "what",
+    "which", "who", "whom", "whose", "how", "why", "where", "not", "no", "yes", "can", "may", "might", "could",
+    "would", "will", "shall", "should", "must", "does", "did", "was", "were", "are", "is", "has", "had", "have",
+    "given", "let", "consider", "note", "see", "recall", "assume", "suppose", "define", "observe", "compare", "refer",
+    "take", "fix", "denote", "imagine", "notice", "remember", "compute", "calculate", "sample", "update", "initialize",
+    "set", "choose", "pick", "apply", "train", "evaluate", "run", "load", "find", "solve", "check", "fig", "table",
+    "figure", "example", "input", "output", "question", "answer", "prompt", "instruction", "model", "task", "step",
+    "about", "over", "under", "into", "onto", "via", "per", "than", "like", "unlike", "despite", "among", "between",
+}
 ADDRESS_FILLER = {"and", "or", "other", "any", "all", "the", "every", "each", "dear", "to", "for", "of", "you"}
 # A label before a colon: "Reviewer note:", "Note to the AI:", "System override:", "LLM reviewers:".
 LABEL = re.compile(r"^\s*[(\[]?\s*([^:.!?\n]{1,70}?)\s*[:\u2014\u2013]\s+(?=\S)")
@@ -106,6 +124,10 @@ OVERRIDE = re.compile(r"\b(?:ignore|disregard|forget|override|overlook|bypass|ne
 MODAL = re.compile(r"\b(?:must|should|shall|ha(?:ve|s)\s+to|needs?\s+to|(?:is|are)\s+(?:now\s+)?(?:required|instructed|"
                    r"asked|expected|supposed|reminded|to\s+be)\s+to|(?:is|are)\s+to|will\s+(?:now\s+)?(?:always|only)|will\s+now)\b",
                    re.IGNORECASE)
+# Any modal, whatever verb it governs (the verb lists above cannot name every verb an order may use).
+ANY_MODAL = re.compile(r"\b(?:must|should|shall|ought\s+to|ha(?:ve|s)\s+to|needs?\s+to|(?:is|are)\s+(?:now\s+)?(?:required|"
+                       r"instructed|asked|expected|supposed|told|reminded)\s+to|(?:is|are)\s+to|will\s+(?:now\s+)?(?:always|only)"
+                       r"|will\s+now|under\s+no\s+circumstances)\b", re.IGNORECASE)
 MANDATIVE = re.compile(r"\b(?:it\s+is|it's)\s+(?:\w+\s+)?(?:important|essential|crucial|necessary|vital|mandatory|required"
                        r"|imperative)\s+that\b", re.IGNORECASE)
 EMIT = r"(?:say|said|respond|reply|answer|output|print|write|return|type|include|insert|add|append|prepend|end|begin|" \
@@ -117,12 +139,20 @@ TOKEN = re.compile(
     r"|sentence|emoji|hashtag|password)\b)"
     r"|\b(?:and\s+nothing\s+(?:else|more)|nothing\s+but|only\s+that|and\s+no\s+text|solely\s+of|verbatim|add\s+nothing)\b",
     re.IGNORECASE)
+# Dictated content: a verb of asserting with the very claim to make ("say the sample size was 10,000", "claim that
+# it proves", "pretend the paper has no related work").
+DICTATE = re.compile(r"\b(?:say|state|claim|pretend|assert|insist|report|mention|write|answer|reply|respond|conclude"
+                     r"|tell\s+\w+)\s+(?:that\b|it\s+(?:is|was|has|proves)\b|the\s+(?:\w+\s+){0,3}(?:is|was|were|are|has|had"
+                     r"|reached|needs?|proves?)\b)", re.IGNORECASE)
 CLAIMED = re.compile(rf"{_Q}|{CAPS_TOKEN}\b|\bthe\s+(?:single\s+)?(?:word|number|digit|letter)\b")
 ANSWER_CLAIM = re.compile(r"\b(?:correct|right|true|only|final|real|acceptable|expected|required)\s+(?:answer|response"
                           r"|reply|output)\b", re.IGNORECASE)
 IMPOSED = re.compile(r"\b(?:only\s+acceptable|only\s+allowed|expected|required|mandatory)\s+(?:answer|response|reply"
                      r"|output)\b", re.IGNORECASE)
 # The text pointing at itself or at the exchange it is read in: what a generic statement about models lacks.
+STRONG_DEICTIC = re.compile(r"\b(?:reading|processing|parsing|summari[sz]ing)\s+(?:this|these)\b|\bth(?:is|ese)\s+(?:passage|text"
+                            r"|document|paragraph|sentence|sentences|lines?|page|file|conversation|prompt|message|query"
+                            r"|colon)\b|\bthe\s+user\b", re.IGNORECASE)
 DEICTIC = re.compile(r"\bth(?:is|ese)\s+(?:paper|passage|text|document|manuscript|submission|article|paragraph|sentence|"
                      r"question|conversation|prompt|instructions?|directions?|context|page|query|study|work|colon)s?\b"
                      r"|\bthe\s+user\b|\bhere\b", re.IGNORECASE)
@@ -160,6 +190,10 @@ class Reading:
     body_about_reply: bool
     machine_subject: bool
     body_directive: bool
+    dictates: bool
+    any_modal: bool
+    strong_deictic: bool
+    generic_order: bool
 
     @property
     def addressed(self) -> bool:
@@ -176,6 +210,11 @@ class Reading:
                                     or self.body_directive))
                 or (self.addressed and self.modal and (here or self.token or self.universal))
                 or (self.machine_subject and self.reply_modal and (self.token or self.universal))
+                or (self.dictates and (self.machine_subject or self.order or self.addressed and self.modal))
+                or (self.any_modal and self.reading)
+                or (self.any_modal and self.machine and (self.strong_deictic or self.universal or self.token))
+                or (self.generic_order and (self.machine or self.reading or self.second_person or self.deictic
+                                            or self.about_reply or self.token or self.universal))
                 or (self.second_person and (self.token or self.your_reply))
                 or (self.reply_subject and (here or self.universal))  # "The reply to this query should be ..."
                 or (self.answer_claim and self.claimed and (self.universal or self.imposed or here)))
@@ -210,10 +249,27 @@ def _order_in(clause: str) -> str:
     return "strong" if first.group(0).lower() in STRONG_VERBS else "weak"
 
 
+def _generic_order(clause: str) -> bool:
+    """An imperative whatever its verb: a bare word that is no function word, no expository verb of a paper's
+    own ("Let", "Consider", "Note", "Compute" ...), no -ing/-ed form, followed by an object ("the", "every",
+    "only", a quote ...)."""
+    clause = POLITE.sub("", clause.lstrip("([ ")).strip()
+    m = re.match(rf"({_W})\s+(?:the|a|an|every|each|all|any|only|this|these|that|your|my|me|it|its|nothing|no)\b"
+                 r"|([\w'-]+)\s+[\"“']", clause)
+    if not m:
+        return False
+    word = (m.group(1) or m.group(2)).lower()
+    return (word.isalpha() and word not in NOT_ORDERS and not word.endswith(("ing", "ed", "ly", "s"))
+            and len(word) > 2 and clause[:1].isupper())
+
+
 def _is_label(words: str) -> bool:
     """A short noun phrase naming an instruction or a machine: "Reviewer note", "System override", "LLM
-    reviewers", "To any automated assistant processing this text" (not "LLM services face a challenge")."""
+    reviewers", "To any automated assistant processing this text" (not "LLM services face a challenge"), or a
+    short line saying who the rest is for ("This sentence is for the assistant", "Assistant instructions follow")."""
     if READING.search(words):
+        return True
+    if len(words.split()) <= 8 and (MACHINE.search(words) or LABEL_WORDS.search(words)) and LABEL_FOR.search(words):
         return True
     if LABEL_SENTENCE.search(words):
         return False
@@ -274,7 +330,11 @@ def read(sentence: str) -> Reading:
         claimed=bool(CLAIMED.search(text)), deictic=bool(DEICTIC.search(text)),
         greeting=machine and len(words) <= 4 and bool(re.match(r"\W*(?:hi|hello|hey|dear|greetings)\b", text, re.I)),
         body_about_reply=bool(REPLY.search(body)), machine_subject=_subject_is_machine(text),
-        body_directive=label and any(_order_in(part) for part in re.split(r",\s+(?:and\s+)?|\s+and\s+", body)))
+        body_directive=label and any(_order_in(part) for part in re.split(r",\s+(?:and\s+)?|\s+and\s+", body)),
+        dictates=bool(DICTATE.search(text)), any_modal=bool(ANY_MODAL.search(text)),
+        strong_deictic=bool(STRONG_DEICTIC.search(text)),
+        generic_order=any(_generic_order(c) for c in _clauses(body)) or (label and any(
+            _generic_order(part) for part in re.split(r",\s+(?:and\s+)?|\s+and\s+", body))))
 
 
 def _subject_is_machine(text: str) -> bool:

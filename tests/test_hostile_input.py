@@ -35,6 +35,17 @@ def test_hyphen_repair_is_linear_in_word_length():
     assert took[1_000_000] < 1.0, took
 
 
+def test_ligature_repair_is_linear_in_word_length():
+    """ingest/glyphs.py's pattern re-scanned a long word from every position once the page held a private-use
+    character (20,000 letters: 8.5 s)."""
+    from ingest.glyphs import ligature_map
+
+    start = time.perf_counter()
+    mapping = ligature_map(["x" * 1_000_000 + " signi\ue000cantly e\ue000cient"],
+                           known=frozenset({"significantly", "efficient"}))
+    assert mapping == {"\ue000": "fi"} and time.perf_counter() - start < 1.0
+
+
 def _parse_in_child(path: Path) -> dict:
     """parse_pdf in a fresh process: its own time and peak memory, and what it said."""
     script = (

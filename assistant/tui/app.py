@@ -20,11 +20,11 @@ from assistant.tui.library_work import LibraryWorkMixin
 from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, CitedChunk, ModesLoaded, NeighboursLoaded,
                                     Notice, PapersLoaded, TreesLoaded, Warmed)
 from assistant.tui.screens.main import MainScreen
-from foundation.terminal import inert
+from assistant.tui.toasts import InertToasts
 from foundation.types import Hit, PaperRecord, PaperStatus
 
 
-class PaperAssistantApp(LibraryWorkMixin, DialogsMixin, App):
+class PaperAssistantApp(InertToasts, LibraryWorkMixin, DialogsMixin, App):
     """The app: engine start-up and state, asking, citations, screens; adding, removing and summarising
     papers come from LibraryWorkMixin (assistant/tui/library_work.py), the export and settings dialogs
     from DialogsMixin (assistant/tui/dialogs.py)."""
@@ -56,12 +56,6 @@ class PaperAssistantApp(LibraryWorkMixin, DialogsMixin, App):
         self._ingesting = False
         self.main_screen = MainScreen()
         self._library_screen = None
-
-    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
-               markup: bool = True) -> None:
-        """Every toast (screens' and widgets' too) carries data: reasons, paths, server errors. Never markup, and
-        control characters shown, not sent to the terminal."""
-        super().notify(inert(str(message)), title=inert(title), severity=severity, timeout=timeout, markup=False)
 
     # --- state everyone reads
     @property

@@ -128,8 +128,8 @@ def test_a_lost_store_without_backup_is_made_again_from_the_pdfs(library):
     refused = cli(home, None, "doctor", "--repair", "--json")  # no mirror: the PDFs are out of reach
     assert refused.returncode == 1
     assert "left as they are" in " ".join(json.loads(refused.stdout)["actions"])
-    held = cli(home, None, "search", QUERIES[GQA], "--mode", "bm25", "--json")  # nothing was emptied
-    assert "the bm25 index is stale" in held.stderr or held.returncode == 0
+    held = cli(home, None, "search", QUERIES[GQA], "--mode", "bm25", "--json")  # one line: the store is lost
+    assert held.returncode == 2 and "doctor --repair" in held.stderr and len(held.stderr.strip().splitlines()) == 1
     bm25 = json.loads((_version(home, "bm25") / "chunks.json").read_text())
     assert len(bm25["ids"]) == sum(counts.values())
     repaired = cli(home, mirror, "doctor", "--repair", "--json")

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
 
     # --- your own papers: PDFs, folders, BibTeX and Zotero libraries (ingest/inputs.py)
     pdf_glob: str = Field(default="*.pdf", min_length=1, description="Which files of a folder given to ingest are read, in every subfolder: a glob matched against file names (and paths below the folder), case-insensitively")
-    zotero_dir: Path = Field(default=Path(os.path.expanduser("~/Zotero")), description="Zotero's data directory (zotero.sqlite and storage/) that `ingest --zotero` reads when given no folder")
+    zotero_dir: NonEmptyPath = Field(default=Path(os.path.expanduser("~/Zotero")), description="Zotero's data directory (zotero.sqlite and storage/) that `ingest --zotero` reads when given no folder")
     zotero_collection: str = Field(default="", description="Read only this Zotero collection (name or key) and its subcollections; empty: the whole library")
     pdf_viewer: str = Field(default="auto", pattern=r"^(auto|zathura|evince|okular|mupdf|preview|xdg-open|open|.*\{path\}.*)$", description="What opens a cited PDF at its page (TUI key o): auto (zathura, evince, okular or mupdf when installed, else xdg-open; Preview on macOS), one of those names, or a command with {path} and {page}, e.g. 'sioyek --page {page} {path}'")
 

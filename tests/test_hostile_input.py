@@ -76,7 +76,7 @@ def test_each_hostile_pdf_ends_in_bounded_time_and_memory_with_a_reason(tmp_path
     cyclic = _parse_in_child(hostile_pdfs.cyclic_pages_pdf(tmp_path / "cyclic.pdf"))
     assert "corrupt PDF" in cyclic["error"] and "cyclic" in cyclic["error"]
     for name, result in {"word": word, "inflate": inflated, "bomb": bomb, "cyclic": cyclic}.items():
-        assert result["seconds"] < 60 and result["rss_mb"] < 600, (name, result)
+        assert result["seconds"] < 120 and result["rss_mb"] < 600, (name, result)  # 13 s at most on a loaded 2-core machine
 
 
 def test_a_page_that_cannot_be_read_is_named_and_the_rest_kept(tmp_path):

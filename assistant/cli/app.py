@@ -77,7 +77,7 @@ def ingest(ctx: typer.Context,
     a.close()
     if error:
         if not as_json:
-            console.print(f"[red]{data(error)}[/red]", highlight=False)
+            console.print(f"[red]{data(error)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -124,7 +124,7 @@ def remove(ctx: typer.Context, arxiv_id: Optional[str] = typer.Argument(None, he
         return
     arxiv_id = a.paper_id_of(arxiv_id)
     if not a.remove(arxiv_id):
-        console.print(f"[red]{data(arxiv_id)} is not in the library[/red]", highlight=False)
+        console.print(f"[red]{data(arxiv_id)} is not in the library[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     out.print(f"removed {arxiv_id}", markup=False, highlight=False)
 
@@ -151,7 +151,7 @@ def search(ctx: typer.Context, query: str, k: Optional[int] = typer.Option(None,
             raise RetrievalError(late[mode or a.settings.retrieval_mode])
         warn(late.values())
     except RetrievalError as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     if as_json:
         out.print_json(json.dumps([h.model_dump(mode="json") for h in hits]))
@@ -189,7 +189,7 @@ def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(No
     except (LLMError, ValueError) as exc:
         if as_json:
             out.print_json(json.dumps({"question": question, "text": "", "error": str(exc)}))
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     if streaming:
         out.print()

@@ -95,13 +95,13 @@ def _parse_again(library, papers: set[str]) -> tuple[list[str], list[str]]:
     if not papers:
         return [], []
     from foundation.types import PaperStatus
+    from ingest.inputs import read_inputs
     from ingest.pipeline import Ingestor
-    from ingest.sources import read_sources
 
     ingestor = Ingestor(library)
     try:
         # The repair holds the writer lock that Ingestor.ingest takes: run its inner loop.
-        results = ingestor._ingest(read_sources(sorted(papers)).refs, lambda e: None, retry_failed=True)
+        results = ingestor._ingest(read_inputs(sorted(papers)), lambda e: None, retry_failed=True)
     finally:
         ingestor.close()
     ok = {r.arxiv_id for r in results if r.status == PaperStatus.ok}

@@ -47,7 +47,7 @@ def _dataset(path: Path, limit: Optional[int] = None, ids: Optional[list[str]] =
     try:
         return load_dataset(path, limit=limit, ids=ids)
     except DatasetError as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -95,7 +95,7 @@ def run_cmd(ctx: typer.Context,
     try:
         configs = [load_config(p) for p in config]
     except EvalError as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     base_config, overrides = global_options(ctx)
     settings = settings_of(ctx)
@@ -109,7 +109,7 @@ def run_cmd(ctx: typer.Context,
     try:
         run.check_resume()
     except EvalError as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     check = None
     with _progress() as progress:
@@ -234,7 +234,7 @@ def retrieval_cmd(ctx: typer.Context,
             try:
                 results = run_retrieval(items, search, on_question=lambda _: progress.update(task, advance=1))
             except RetrievalError as exc:
-                console.print(f"[red]{data(exc)}[/red]", highlight=False)
+                console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
                 raise typer.Exit(2)
             rows += [{"mode": m, "qid": r.qid, "kind": r.kind, **r.scores.model_dump()} for r in results]
             summary[m] = {key: round(value, 1 if key == "p50_ms" else 4)
@@ -303,7 +303,7 @@ def score_cmd(ctx: typer.Context,
     try:
         recs = load_scoring_records(records)
     except DatasetError as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     judge = _judge(ctx, judge_url, judge_model, judge_workers)
     results = []

@@ -65,7 +65,7 @@ def build(ctx: typer.Context,
 
             report = a.build_tree(papers or None, progress=progress, **config)
     except BuildRunning as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
     finally:
         a.close()
@@ -129,7 +129,7 @@ def summarize_command(ctx: typer.Context,
             draft = a.summarize(papers=paper or None, topic=topic, length=int(length) if length.isdigit() else length,
                                 style=style, progress=lambda e: st.update(data(e.message)))
     except (ValueError, LLMError) as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     finally:
         a.close()

@@ -87,7 +87,7 @@ def print_answer(console: Console, answer: Answer, weak_below: float = 0.5) -> N
     console.print()
     console.print(answer.text or "(no answer)", highlight=False, markup=False)
     if answer.error:
-        console.print(f"[red]the model failed: {data(answer.error)}[/red]", highlight=False)
+        console.print(f"[red]the model failed: {data(answer.error)}[/red]", highlight=False, soft_wrap=True)
     if answer.partial:
         console.print("[yellow](partial answer: generation stopped early)[/yellow]")
     if answer.abstained and answer.abstain_reason:

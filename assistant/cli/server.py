@@ -22,7 +22,7 @@ def server_start(ctx: typer.Context) -> None:
         with console.status("starting vLLM...") as status:
             url = server.ensure_running(progress=lambda message: status.update(data(message)), keep=True)
     except LLMError as exc:
-        console.print(f"[red]{data(exc)}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     state = server.status()
     memory = f", ~{gigabytes(state.pss_bytes)} of memory" if state.pss_bytes else ""

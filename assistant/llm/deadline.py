@@ -88,23 +88,27 @@ class ReplyLimits:
         return self.base_bytes + self.bytes_per_token * max(1, max_tokens)
 
 
-def _bounded_timeouts(request: httpx.Request, until: float) -> None:
-    """Every wait of this request (connect, headers, each read) at most the time left."""
+def _bounded_timeouts(request: httpx.Request, until: float) -> bool:
+    """Every wait of this request (connect, headers, each read) at most the time left; whether that is shorter
+    than the read timeout asked for (then a read timing out is the deadline passing)."""
     left = until - time.monotonic()
     if left <= 0:
         raise DeadlinePassed("the deadline passed before the request was sent", request=request)
     timeout = dict(request.extensions.get("timeout") or {})
+    bound = left < (timeout.get("read") or math.inf)
     for key in ("connect", "read", "write", "pool"):
         timeout[key] = min(timeout.get(key) or math.inf, left)
     request.extensions["timeout"] = timeout
+    return bound
 
 
 class _Body:
     """What a guarded response body shares between its sync and async readers: the deadline, the cap, and
     the timer that shuts the socket when the deadline passes mid-read."""
 
-    def __init__(self, request: httpx.Request, until: float, cap: int, network_stream) -> None:
+    def __init__(self, request: httpx.Request, until: float, cap: int, network_stream, bound: bool = False) -> None:
         self.request, self.until, self.cap = request, until, cap
+        self.bound = bound  # the read timeout is the time left: a read timing out is the deadline
         self.received = 0
         self.fired = False
         self._sock = network_stream.get_extra_info("socket") if network_stream is not None else None
@@ -119,6 +123,10 @@ class _Body:
                 self._sock.shutdown(socket.SHUT_RDWR)  # a read blocked on it returns now
             except OSError:
                 pass
+
+    def ended_by_deadline(self, exc: BaseException) -> bool:
+        """A read error that is the deadline: the timer shut the socket, or the read timeout was the time left."""
+        return self.fired or (self.bound and isinstance(exc, httpx.TimeoutException))
 
     def passed(self) -> DeadlinePassed:
         return DeadlinePassed("the deadline passed while the reply was read", request=self.request)
@@ -147,7 +155,7 @@ class _GuardedStream(httpx.SyncByteStream):
         except (DeadlinePassed, ReplyTooLong):
             raise
         except (httpx.HTTPError, OSError) as exc:
-            if self.body.fired:
+            if self.body.ended_by_deadline(exc):
                 raise self.body.passed() from exc
             raise
         if self.body.fired:  # the body "ended" because the timer shut the socket
@@ -172,7 +180,7 @@ class _GuardedAsyncStream(httpx.AsyncByteStream):
             except asyncio.TimeoutError:
                 raise self.body.passed() from None
             except (httpx.HTTPError, OSError) as exc:
-                if self.body.fired:
+                if self.body.ended_by_deadline(exc):
                     raise self.body.passed() from exc
                 raise
             yield self.body.take(chunk)
@@ -191,14 +199,14 @@ class GuardedTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         until = self.limits.until_of(request)
-        _bounded_timeouts(request, until)
+        bound = _bounded_timeouts(request, until)
         try:
             response = self.inner.handle_request(request)
         except httpx.TimeoutException as exc:
-            if time.monotonic() >= until - 0.05:  # the time left, not llm_timeout_s, ran out
+            if bound:  # the time left, not llm_timeout_s, ran out
                 raise DeadlinePassed("the deadline passed before the reply began", request=request) from exc
             raise
-        body = _Body(request, until, self.limits.byte_cap(request), response.extensions.get("network_stream"))
+        body = _Body(request, until, self.limits.byte_cap(request), response.extensions.get("network_stream"), bound)
         return httpx.Response(status_code=response.status_code, headers=response.headers,
                               stream=_GuardedStream(response.stream, body), extensions=response.extensions)
 
@@ -213,13 +221,13 @@ class GuardedAsyncTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         until = self.limits.until_of(request)
-        _bounded_timeouts(request, until)
+        bound = _bounded_timeouts(request, until)
         try:
             response = await asyncio.wait_for(self.inner.handle_async_request(request),
                                               max(0.0, until - time.monotonic()))
         except asyncio.TimeoutError:
             raise DeadlinePassed("the deadline passed before the reply began", request=request) from None
-        body = _Body(request, until, self.limits.byte_cap(request), None)  # async reads are cut by wait_for
+        body = _Body(request, until, self.limits.byte_cap(request), None, bound)  # async reads: cut by wait_for
         return httpx.Response(status_code=response.status_code, headers=response.headers,
                               stream=_GuardedAsyncStream(response.stream, body), extensions=response.extensions)
 

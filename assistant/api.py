@@ -157,18 +157,32 @@ class Assistant:
             expect_requests(self.settings)
         question = clean_question(question)
         hyde = self.settings.hyde if hyde is None else hyde
-        if self.settings.agentic if agentic is None else agentic:
-            from assistant.engine.agent.workflow import Engine
+        answering: list[LLM] = []
 
-            for warning in self.retriever.warnings(mode or self.settings.retrieval_mode):
-                yield AskEvent(kind="error", text=warning)
-            engine = Engine(self.retriever, self.llm(progress), self.settings)
-            yield from self._with_leaf_citations(engine.stream(question, papers, mode, hyde))
-            return
-        from assistant.engine.single_shot import SingleShot
+        def model() -> LLM:
+            """The model for this answer: its requests share one deadline (llm_deadline_s from the first)."""
+            llm = self.llm(progress)
+            if not answering:
+                getattr(llm, "begin_answer", lambda: None)()
+                answering.append(llm)
+            return llm
 
-        single = SingleShot(self.retriever, lambda: self.llm(progress), self.settings)
-        yield from self._with_leaf_citations(single.stream(question, papers, mode, hyde))
+        try:
+            if self.settings.agentic if agentic is None else agentic:
+                from assistant.engine.agent.workflow import Engine
+
+                for warning in self.retriever.warnings(mode or self.settings.retrieval_mode):
+                    yield AskEvent(kind="error", text=warning)
+                engine = Engine(self.retriever, model(), self.settings)
+                yield from self._with_leaf_citations(engine.stream(question, papers, mode, hyde))
+                return
+            from assistant.engine.single_shot import SingleShot
+
+            single = SingleShot(self.retriever, model, self.settings)
+            yield from self._with_leaf_citations(single.stream(question, papers, mode, hyde))
+        finally:
+            for llm in answering:
+                getattr(llm, "end_answer", lambda: None)()
 
     def _with_leaf_citations(self, events: Iterator[AskEvent]) -> Iterator[AskEvent]:
         """The final answer's citations of tree summaries point at leaf passages and their pages, and every

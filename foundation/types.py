@@ -72,6 +72,7 @@ class ParsedPaper(Frozen):
     page_offsets: tuple[int, ...]
     sections: tuple[Section, ...]
     references_start: int | None = Field(default=None, description="Offset where the references begin; text after it is not indexed")
+    dropped_pages: tuple[str, ...] = Field(default=(), description="Pages left out (unreadable, a zlib bomb, far too much text), each named with why")
 
     def page_at(self, offset: int) -> int:
         """1-based page number of the character at offset."""
@@ -249,7 +250,7 @@ class PaperStatus(str, Enum):
 
 class _IngestStatus(Frozen):
     status: PaperStatus
-    reason: str = Field(default="", description="Why the paper failed, in words a user can act on")
+    reason: str = Field(default="", description="Why the paper failed, in words a user can act on; for an ok paper, what was left out of it (pages)")
     n_chunks: int = 0
 
 

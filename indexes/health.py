@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from foundation.locks import lock_holder
 from foundation.types import PASSAGES_VERSION, PaperStatus, ProgressEvent
+from indexes.damage import damaged_indexes
 from indexes.versioned import VersionedDir
 
 IssueKind = Literal["missing", "orphan", "unsearchable", "pending", "other_version", "failed_chunks", "count",
-                    "no_current", "building", "leftover_build", "stale", "outdated"]
+                    "no_current", "building", "leftover_build", "stale", "damaged", "tampered",
+                    "outdated"]
 REPAIR = "run `paper-assistant doctor --repair`"
 
 
@@ -32,6 +34,7 @@ class Issue(BaseModel):
     arxiv_id: str | None = None
     count: int = 0
     unavailable: bool = Field(default=False, description="The index cannot serve searches at all")
+    file: str | None = Field(default=None, description="The damaged file (kind damaged / tampered)")
     message: str
 
 
@@ -76,6 +79,8 @@ def _live_count(index) -> int:
 
 
 def _folder_issues(name: str, index, searchable: int, writer: int | None) -> list[Issue]:
+    if getattr(index, "damage", None):
+        return [Issue(kind="damaged", index=name, unavailable=True, message=index.message())]
     path = getattr(index, "path", None)
     if path is None or not Path(path).exists():
         if not searchable or path is None:
@@ -121,12 +126,20 @@ def unavailable(library, name: str) -> str | None:
                                          f"{name} search is unavailable; {REPAIR}")
 
 
+def _dense_damage(library) -> list[Issue]:
+    if not getattr(library.dense, "damage", None):
+        return []
+    return [Issue(kind="damaged", index="dense", unavailable=True,
+                  message=f"the dense index (chromadb) is damaged ({library.dense.damage}): dense and hybrid search "
+                          f"cannot use it and nothing can be ingested; {REPAIR}")]
+
+
 def quick_check(library) -> list[Issue]:
     """Counts and folders only; what a search or the library's opening can afford."""
     store = library.store
     writer = _writer(library)
     searchable = store.count_searchable()
-    issues: list[Issue] = []
+    issues: list[Issue] = _dense_damage(library)
     for name, index in library.extra_indexes.items():
         folder = _folder_issues(name, index, searchable, writer)
         issues += folder
@@ -148,14 +161,18 @@ def quick_check(library) -> list[Issue]:
             issues.append(Issue(kind="pending", index="store", count=len(pending),
                                 message=f"{len(pending)} paper(s) left half-ingested by an interrupted run ({ids}): "
                                         f"not searchable; {REPAIR} or ingest them again"))
+        dense, total = library.dense.count(), store.count_chunks(level=None)
         outdated = [r.paper.arxiv_id for r in store.papers(PaperStatus.ok) if r.passages < PASSAGES_VERSION]
         if outdated:
             ids = " ".join(outdated[:5]) + (" ..." if len(outdated) > 5 else "")
             issues.append(Issue(kind="outdated", index="store", count=len(outdated),
                                 message=f"{len(outdated)} paper(s) were indexed by an older version (no table rows): "
                                         f"searchable as they are; `paper-assistant ingest {ids}` re-indexes them"))
-        dense, total = library.dense.count(), store.count_chunks(level=None)
-        if dense != total and not pending:
+        if total == 0 and dense:
+            issues.append(Issue(kind="damaged", index="store", file=str(store.path), unavailable=True,
+                                message=f"the store {store.path} holds no passages while the dense index holds {dense}: "
+                                        f"it was lost or replaced; {REPAIR} restores it"))
+        elif dense != total and not pending and not getattr(library.dense, "damage", None):
             issues.append(Issue(kind="stale", index="dense", count=abs(dense - total),
                                 message=f"the dense index holds {dense} passages, the store {total}; {REPAIR}"))
     return issues
@@ -178,10 +195,18 @@ def check(library) -> HealthReport:
     store_ids = store.all_ids()
     held: dict[str, set[str]] = {"dense": set(library.dense.all_ids())}
     held.update({name: set(index.chunk_ids()) for name, index in library.extra_indexes.items()})
+    for name in damaged_indexes(library):  # what a damaged index "holds" is no count: its damage is the issue
+        held.pop(name, None)
 
-    issues: list[Issue] = []
+    issues: list[Issue] = _dense_damage(library)
     for name, index in library.extra_indexes.items():
         issues += _folder_issues(name, index, len(searchable), writer)
+    tampered = store.tampered_ids()
+    if tampered:
+        shown = ", ".join(tampered[:3]) + (" ..." if len(tampered) > 3 else "")
+        issues.append(Issue(kind="tampered", index="store", count=len(tampered), file=str(store.path),
+                            message=f"{len(tampered)} passage rows in {store.path} no longer match their checksums "
+                                    f"(changed by hand, or damaged: {shown}): they are left out of search; {REPAIR}"))
     for name, ids in held.items():
         orphans = ids - store_ids
         if orphans:
@@ -239,6 +264,12 @@ def repair(library, progress: Callable[[ProgressEvent], None] = lambda e: None) 
     before = check(library)
     actions: list[str] = []
     store = library.store
+    if store.count_chunks(level=None) == 0 and library.dense.count():
+        # The store was lost or replaced: "rolling back" to it would empty every index. Restoring it is
+        # indexes/rebuild.py's job; with nothing restored, leave the indexes as they are.
+        return RepairReport(before=before, after=before, actions=[
+            "nothing repaired: the store holds no passages while the indexes do; restore library.sqlite (its "
+            "backup or the papers' PDFs) first: the indexes are left as they are"])
     for name, index in library.extra_indexes.items():
         path = getattr(index, "path", None)
         if path is not None and any(Path(path).glob(".build-*")):

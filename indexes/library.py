@@ -10,24 +10,31 @@ run without duplicates; `indexes.health` checks the whole invariant and repairs 
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
+import logging
 import os
+import sqlite3
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from foundation.config import Settings
+from foundation.config import HomeNotWritable, Settings
 from foundation.faults import fault_point
 from foundation.locks import LockHeld, exclusive_lock, lock_holder
 from foundation.types import PASSAGES_VERSION, Chunk, Paper, PaperRecord, PaperStatus, ProgressEvent
 from indexes.base import Embedder, Index
 from indexes.bm25 import BM25Index
 from indexes.colbert import ColBERTIndex  # colbert-ai itself is imported when the index is first used
+from indexes.damage import Guarded
+from indexes.integrity import StoreDamaged
 from indexes.dense import DenseIndex
 from indexes.health import quick_check
 from indexes.raptor import CORPUS_ID
 from indexes.store import Store
 
 Progress = Callable[[ProgressEvent], None]
+log = logging.getLogger(__name__)
 
 
 def _quiet(_: ProgressEvent) -> None:
@@ -48,36 +55,96 @@ def uninstalled_indexes(settings: Settings) -> dict[str, str]:
 
 def build_extra_indexes(settings: Settings, embedder: Embedder | None = None) -> dict[str, Index]:
     """The secondary indexes settings ask for and the installed extras allow; each loads its files (and
-    ColBERT its model) on first use."""
+    ColBERT its model) on first use. Each is guarded (indexes/damage.py): damaged files make it unavailable,
+    not the library."""
     made: dict[str, Index] = {}
     off = uninstalled_indexes(settings)
     for name in dict.fromkeys(settings.indexes):
         if name in off:
             continue
-        if name == "bm25":
-            made[name] = BM25Index(settings.index_dir / "bm25")
-        elif name == "colbert":
-            made[name] = ColBERTIndex(settings.index_dir / "colbert", checkpoint=settings.colbert_checkpoint,
-                                      cache_dir=settings.cache_dir / "colbert", encoder=embedder)
+        made[name] = Guarded(name, lambda name=name: _open_extra(name, settings, embedder),
+                             path=settings.index_dir / name)
     return made
 
 
+def _open_extra(name: str, settings: Settings, embedder: Embedder | None) -> Index:
+    if name == "bm25":
+        return BM25Index(settings.index_dir / "bm25")
+    index = ColBERTIndex(settings.index_dir / "colbert", checkpoint=settings.colbert_checkpoint,
+                         cache_dir=settings.cache_dir / "colbert", encoder=embedder)
+    index_files_present(index.path)
+    return index
+
+
+def index_files_present(path) -> None:
+    """A ColBERT version folder whose codes or IVF went missing loads only when first searched: check at open
+    that the files its metadata names are there, so the damage shows on every command's first line."""
+    import json
+
+    from indexes.versioned import VersionedDir
+
+    folder = VersionedDir(Path(path)).current()
+    if folder is None:
+        return
+    chunks = json.loads((folder / "metadata.json").read_text()).get("num_chunks", 1)
+    needed = ["centroids.pt", "ivf.pid.pt", "pids.json", "avg_residual.pt", "buckets.pt"]
+    needed += [f"{i}.{kind}" for i in range(chunks) for kind in ("codes.pt", "residuals.pt", "metadata.json")]
+    for name in needed:
+        if not (folder / name).is_file() or not (folder / name).stat().st_size:
+            raise FileNotFoundError(2, "missing or empty", str(folder / name))
+
+
 class Library:
-    def __init__(self, settings: Settings, embedder: Embedder, extra_indexes: dict[str, Index] | None = None):
+    def __init__(self, settings: Settings, embedder: Embedder, extra_indexes: dict[str, Index] | None = None,
+                 open_lost_store: bool = False):
+        """open_lost_store: open a store that is missing or empty while the indexes hold passages (only
+        `doctor --repair` does, to fill it again); otherwise that is StoreDamaged."""
         self.settings = settings
         self.embedder = embedder
-        settings.index_dir.mkdir(parents=True, exist_ok=True)
-        # Two processes creating one new library at once raced on sqlite's switch to WAL and on chromadb's
-        # schema ("database is locked"); opening an existing one takes this lock for well under a second.
-        with exclusive_lock(settings.index_dir / ".open.lock"):
-            self.store = Store(settings.index_dir / "library.sqlite")
-            self.store.check_fingerprint(settings.fingerprint())
-            self.dense = DenseIndex(embedder, path=settings.index_dir / "chroma", url=settings.chroma_url,
-                                    collection=settings.collection)
+        try:
+            settings.index_dir.mkdir(parents=True, exist_ok=True)
+            # Two processes creating one new library at once raced on sqlite's switch to WAL and on chromadb's
+            # schema ("database is locked"); opening an existing one takes this lock for well under a second.
+            with exclusive_lock(settings.index_dir / ".open.lock"):
+                self.store = self._open_store(open_lost_store)
+                self.store.check_fingerprint(settings.fingerprint())
+                self.dense = self._open_dense()
+        except PermissionError as exc:
+            raise HomeNotWritable.of(settings, exc) from None
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES):
+                raise HomeNotWritable.of(settings, exc) from None
+            raise
         self.extra_indexes: dict[str, Index] = (build_extra_indexes(settings, embedder) if extra_indexes is None
                                                 else dict(extra_indexes))
         # The cheap health check, once on open: front ends show these before anything else.
         self.open_warnings: list[str] = list(uninstalled_indexes(settings).values()) + self.warnings()
+
+    def _open_store(self, open_lost: bool) -> Store:
+        from indexes.inspect import store_lost
+
+        path = self.settings.index_dir / "library.sqlite"
+        lost = None if open_lost or path.exists() else store_lost(self.settings)
+        if lost:  # never make an empty store beside indexes that still hold the library
+            raise StoreDamaged(path, lost)
+        store = Store(path)
+        if not open_lost and not store.count_chunks(level=None):
+            lost = store_lost(self.settings)
+            if lost:
+                store.close()
+                raise StoreDamaged(path, lost)
+        return store
+
+    def _open_dense(self):
+        settings = self.settings
+
+        def dense() -> DenseIndex:
+            return DenseIndex(self.embedder, path=settings.index_dir / "chroma", url=settings.chroma_url,
+                              collection=settings.collection)
+
+        # Files at rest are guarded; a chroma server's errors are the server's, shown as they are.
+        return dense() if settings.chroma_url else Guarded("dense", dense, path=settings.index_dir / "chroma",
+                                                            writes_fail=("add", "add_embedded"))
 
     # --- reading
     def papers(self) -> list[PaperRecord]:
@@ -115,18 +182,44 @@ class Library:
             lock.__enter__()
         try:
             yield
+            self.backup()
         finally:
             lock.__exit__(None, None, None)
+
+    def backup(self) -> None:
+        """The store's online backup, after every successful write (what `doctor --repair` restores from)."""
+        try:
+            self.store.backup()
+        except (OSError, sqlite3.Error) as exc:  # a full disk must not fail the ingest that just succeeded
+            log.warning("could not back up the store: %s", exc)
+
+    def reset_index(self, name: str) -> Path | None:
+        """Set a damaged index's folder aside and start that index empty (`doctor --repair` then refills it from
+        the store). Returns where the damaged files went."""
+        from indexes.rebuild import set_aside
+
+        folder = self.settings.index_dir / ("chroma" if name == "dense" else name)
+        if name == "dense":
+            from chromadb.api.client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()  # chromadb keeps one client per path: let go of the damaged one
+        aside = set_aside(folder) if folder.exists() else None
+        if name == "dense":
+            self.dense = self._open_dense()
+        else:
+            self.extra_indexes[name] = build_extra_indexes(self.settings.model_copy(update={"indexes": [name]}),
+                                                           self.embedder)[name]
+        return aside
 
     def writer(self) -> int | None:
         """Pid of another process writing to this library now, if any."""
         pid = lock_holder(self.settings.index_dir / ".write.lock")
         return None if pid == os.getpid() else pid
 
-    def add_paper(self, paper: Paper, chunks: Sequence[Chunk], progress: Progress = _quiet) -> None:
+    def add_paper(self, paper: Paper, chunks: Sequence[Chunk], progress: Progress = _quiet, note: str = "") -> None:
         """Store a paper's chunks and embed them into the dense index; the paper is ok once both hold them.
         A new version of an ok paper replaces the old one only when it is complete. Secondary indexes
-        catch up in `sync_indexes`."""
+        catch up in `sync_indexes`. `note` (pages left out) stays on the paper's row as its reason."""
         record = self.store.paper(paper.arxiv_id)
         upgrade = record is not None and record.status == PaperStatus.ok and record.paper.version != paper.version
         if upgrade:
@@ -145,8 +238,10 @@ class Library:
             old = self.store.promote_version(paper, len(chunks))
             fault_point("promoted")
             self.drop_from_indexes(old)
+            if note:
+                self.store.set_status(paper.arxiv_id, PaperStatus.ok, note, len(chunks))
         else:
-            self.store.set_status(paper.arxiv_id, PaperStatus.ok, "", len(chunks))
+            self.store.set_status(paper.arxiv_id, PaperStatus.ok, note, len(chunks))
 
     def embed_missing(self, arxiv_id: str, chunks: Sequence[Chunk], progress: Progress = _quiet) -> int:
         """Embed into the dense index the chunks it does not hold yet (an interrupted run's are kept)."""

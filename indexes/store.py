@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from foundation.types import PASSAGES_VERSION, Chunk, Paper, PaperRecord, PaperStatus
+from indexes.integrity import CheckedConnection, backup_store, chunk_digest
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry upgrades the schema from version i to i+1; an index from a newer app is refused.
 MIGRATIONS: list[str] = [
@@ -50,7 +51,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE chunks ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
     ALTER TABLE papers ADD COLUMN passages INTEGER NOT NULL DEFAULT 1;
     """,
+    # 4: each passage row carries a checksum of what it says (indexes/integrity.py); rows written before it
+    # get theirs when this runs (`_fill_digests`).
+    "ALTER TABLE chunks ADD COLUMN digest TEXT;",
 ]
+CHUNK_COLUMNS = ("id, arxiv_id, version, section, page_start, page_end, char_start, char_end, text, n_tokens, level, "
+                 "children, seq, kind, digest")
+INSERT_CHUNK = f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}) VALUES ({','.join('?' * 15)})"
+SELECT_CHUNK = f"SELECT {CHUNK_COLUMNS} FROM chunks"
+SEARCHABLE_COLUMNS = ", ".join(f"c.{name.strip()}" for name in CHUNK_COLUMNS.split(","))
 
 # Named columns: INSERTs and SELECTs never depend on the order ALTER TABLE left them in.
 _PAPER_COLUMNS = ("arxiv_id", "version", "title", "authors", "year", "abstract", "pdf_path", "status", "reason",
@@ -59,8 +68,6 @@ _PAPER_COLUMNS = ("arxiv_id", "version", "title", "authors", "year", "abstract",
 _PAPER_SELECT = "SELECT " + ", ".join(_PAPER_COLUMNS) + " FROM papers"
 _PAPER_INSERT = (f"INSERT OR REPLACE INTO papers ({', '.join(_PAPER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(_PAPER_COLUMNS))})")
-_CHUNK_INSERT = ("INSERT OR REPLACE INTO chunks (id, arxiv_id, version, section, page_start, page_end, char_start, "
-                 "char_end, text, n_tokens, level, children, seq, kind) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _METADATA_COLUMNS = ("title", "authors", "year", "abstract", "pdf_path", "doi", "citation_key", "eprint", "venue",
                      "origin", "content_hash")
 
@@ -73,9 +80,11 @@ class Store:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        # Damage (a garbled or truncated file) anywhere below is StoreDamaged: one line, never a traceback.
+        self._db = CheckedConnection(sqlite3.connect(str(path), timeout=30, check_same_thread=False), path)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self.tampered: set[str] = set()  # ids of rows read that no longer match their checksum
         self._migrate()
 
     # --- schema and settings
@@ -87,9 +96,12 @@ class Store:
             raise IndexMismatch(
                 f"{self.path} was written by a newer paper-assistant (schema {current} > {SCHEMA_VERSION}); upgrade the app"
             )
+        if current == SCHEMA_VERSION:
+            return
         with self._tx() as db:
             for version in range(current, SCHEMA_VERSION):
                 db.executescript(MIGRATIONS[version])
+            _fill_digests(db)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
@@ -109,7 +121,7 @@ class Store:
             )
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[CheckedConnection]:
         try:
             yield self._db
             self._db.commit()
@@ -224,12 +236,12 @@ class Store:
             new = {c.id for c in chunks}
             stale = sorted(old - new)
             db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in stale])
-            _insert_chunks(db, chunks, range(len(chunks)))
+            db.executemany(INSERT_CHUNK, [_row(c, seq) for seq, c in enumerate(chunks)])
         return stale
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> None:
         with self._tx() as db:
-            _insert_chunks(db, chunks, [c.char_start for c in chunks])
+            db.executemany(INSERT_CHUNK, [_row(c, c.char_start) for c in chunks])
 
     def remove_chunks(self, chunk_ids: Sequence[str]) -> None:
         with self._tx() as db:
@@ -240,25 +252,24 @@ class Store:
         ids = list(ids)
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]
-            q = f"SELECT * FROM chunks WHERE id IN ({','.join('?' * len(part))})"
-            out.update({r[0]: _chunk(r) for r in self._db.execute(q, part)})
+            q = f"{SELECT_CHUNK} WHERE id IN ({','.join('?' * len(part))})"
+            out.update({c.id: c for c in self._verified(self._db.execute(q, part))})
         return out
 
     def chunks_of(self, arxiv_id: str, level: int | None = 0) -> list[Chunk]:
         if level is None:
-            rows = self._db.execute("SELECT * FROM chunks WHERE arxiv_id=? ORDER BY level, seq", (arxiv_id,))
+            rows = self._db.execute(f"{SELECT_CHUNK} WHERE arxiv_id=? ORDER BY level, seq", (arxiv_id,))
         else:
-            rows = self._db.execute("SELECT * FROM chunks WHERE arxiv_id=? AND level=? ORDER BY seq", (arxiv_id, level))
-        return [_chunk(r) for r in rows]
+            rows = self._db.execute(f"{SELECT_CHUNK} WHERE arxiv_id=? AND level=? ORDER BY seq", (arxiv_id, level))
+        return list(self._verified(rows))
 
     def iter_chunks(self, level: int | None = 0) -> Iterator[Chunk]:
         """All chunks in a stable order (paper, then position), for building other indexes."""
         if level is None:
-            rows = self._db.execute("SELECT * FROM chunks ORDER BY arxiv_id, level, seq")
+            rows = self._db.execute(f"{SELECT_CHUNK} ORDER BY arxiv_id, level, seq")
         else:
-            rows = self._db.execute("SELECT * FROM chunks WHERE level=? ORDER BY arxiv_id, seq", (level,))
-        for r in rows:
-            yield _chunk(r)
+            rows = self._db.execute(f"{SELECT_CHUNK} WHERE level=? ORDER BY arxiv_id, seq", (level,))
+        yield from self._verified(rows)
 
     def neighbours(self, chunk_id: str, before: int = 1, after: int = 1) -> list[Chunk]:
         """The chunk with its neighbours in reading order within the same paper."""
@@ -266,19 +277,18 @@ class Store:
         if not row:
             return []
         rows = self._db.execute(
-            "SELECT * FROM chunks WHERE arxiv_id=? AND level=? AND seq BETWEEN ? AND ? ORDER BY seq",
+            f"{SELECT_CHUNK} WHERE arxiv_id=? AND level=? AND seq BETWEEN ? AND ? ORDER BY seq",
             (row[0], row[1], row[2] - before, row[2] + after),
         )
-        return [_chunk(r) for r in rows]
+        return list(self._verified(rows))
 
     def iter_searchable(self, level: int = 0) -> Iterator[Chunk]:
         """Chunks that search may return: their paper is ok and they are of its current version. What the
         secondary indexes are synced from, so a pending, failed or superseded paper never reaches them."""
         rows = self._db.execute(
-            "SELECT c.* FROM chunks c JOIN papers p ON p.arxiv_id = c.arxiv_id "
+            f"SELECT {SEARCHABLE_COLUMNS} FROM chunks c JOIN papers p ON p.arxiv_id = c.arxiv_id "
             "WHERE c.level=? AND p.status='ok' AND c.version IS p.version ORDER BY c.arxiv_id, c.seq", (level,))
-        for r in rows:
-            yield _chunk(r)
+        yield from self._verified(rows)
 
     def count_searchable(self, level: int = 0) -> int:
         return self._db.execute(
@@ -306,18 +316,46 @@ class Store:
             return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return self._db.execute("SELECT COUNT(*) FROM chunks WHERE level=?", (level,)).fetchone()[0]
 
+    def _verified(self, rows) -> Iterator[Chunk]:
+        """Chunks of these rows, leaving out (and noting in `tampered`) a row that no longer matches its checksum:
+        a passage whose text or paper was changed is never shown, cited or indexed as if it were the paper's."""
+        for r in rows:
+            chunk = chunk_from_row(r)
+            if r[14] is not None and r[14] != chunk_digest(chunk):
+                self.tampered.add(chunk.id)
+                continue
+            yield chunk
+
+    def tampered_ids(self) -> list[str]:
+        """Every row whose checksum does not match what it says (the whole table: doctor's check)."""
+        return sorted(chunk_from_row(r).id for r in self._db.execute(SELECT_CHUNK)
+                      if r[14] is None or r[14] != chunk_digest(chunk_from_row(r)))
+
+    def put_rows(self, rows: Sequence[tuple]) -> None:
+        """Write raw rows (all columns, as SELECT_CHUNK reads them): a repair copying rows from the backup."""
+        with self._tx() as db:
+            db.executemany(INSERT_CHUNK, rows)
+
+    def backup(self):
+        """An online backup of the whole store beside it (indexes/integrity.py): what a repair restores from."""
+        return backup_store(self._db.raw, self.path)
+
     def close(self) -> None:
         self._db.close()
 
 
-def _insert_leaves(db: sqlite3.Connection, chunks: Sequence[Chunk]) -> None:
-    _insert_chunks(db, chunks, range(len(chunks)))
+def _insert_leaves(db: CheckedConnection, chunks: Sequence[Chunk]) -> None:
+    db.executemany(INSERT_CHUNK, [_row(c, seq) for seq, c in enumerate(chunks)])
 
 
-def _insert_chunks(db: sqlite3.Connection, chunks: Sequence[Chunk], seqs: Sequence[int]) -> None:
-    db.executemany(_CHUNK_INSERT, [(c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start,
-                                    c.char_end, c.text, c.n_tokens, c.level, json.dumps(list(c.children)), seq,
-                                    c.kind) for seq, c in zip(seqs, chunks)])
+def _row(c: Chunk, seq: int) -> tuple:
+    return (c.id, c.arxiv_id, c.version, c.section, c.page_start, c.page_end, c.char_start, c.char_end, c.text,
+            c.n_tokens, c.level, json.dumps(list(c.children)), seq, c.kind, chunk_digest(c))
+
+
+def _fill_digests(db: CheckedConnection) -> None:
+    rows = db.execute(f"{SELECT_CHUNK} WHERE digest IS NULL").fetchall()
+    db.executemany("UPDATE chunks SET digest=? WHERE id=?", [(chunk_digest(chunk_from_row(r)), r[0]) for r in rows])
 
 
 def _paper_values(paper: Paper) -> dict[str, Any]:
@@ -345,7 +383,7 @@ def _record(row: tuple) -> PaperRecord:
                        n_chunks=v["n_chunks"] or 0, updated_at=v["updated_at"] or 0.0, passages=v["passages"])
 
 
-def _chunk(row: tuple) -> Chunk:
+def chunk_from_row(row: tuple) -> Chunk:
     return Chunk(id=row[0], arxiv_id=row[1], version=row[2], section=row[3] or "", page_start=row[4], page_end=row[5],
                  char_start=row[6], char_end=row[7], text=row[8], n_tokens=row[9] or 0, level=row[10] or 0,
                  children=tuple(json.loads(row[11] or "[]")), kind=row[13])

@@ -15,9 +15,10 @@ import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import pypdf
-from pypdf.errors import PyPdfError
+from pypdf.errors import LimitReachedError, PyPdfError
 
 from foundation.types import ParsedPaper, Section
 from ingest.glyphs import resolve_private_use
@@ -26,10 +27,24 @@ REFERENCES_TITLE = "References"
 # A page whose text outside form XObjects is shorter than this is read again with them: some PDFs draw
 # whole pages as forms (1706.03762, 1707.06347 in the corpus), most draw only figures with them.
 FORM_PAGE_MIN_CHARS = 200
+# Bounds on what one PDF may cost, each far above the corpus (53 papers: the largest page's content stream
+# 244 KB, its text 16,050 characters; the longest paper 385,558 characters). A zlib bomb is cut where a
+# stream inflates past STREAM_LIMIT_BYTES (pypdf's own default: 75 MB); a page past MAX_PAGE_CHARS is left
+# out and named; a paper past max_chars fails with that reason.
+STREAM_LIMIT_BYTES = 16_000_000
+MAX_PAGE_CONTENT_BYTES = 4_000_000  # a page's drawing instructions; past this it is left out unread
+MAX_PAGE_CHARS = 200_000
+MAX_PAPER_CHARS = 2_000_000
 
 
 class ParseError(RuntimeError):
     """A PDF that cannot give usable text; the message says why."""
+
+
+class PageText(NamedTuple):
+    """The pages' text ("" for a page left out) and, per page left out, why (naming the page)."""
+    pages: list[str]
+    dropped: list[str]
 
 
 def _char_map() -> dict[int, str]:
@@ -58,7 +73,7 @@ def normalize_text(s: str) -> str:
 
 
 # ---------------------------------------------------------------- reading
-def _read_pages(path: Path) -> list[str]:
+def _read_pages(path: Path, max_chars: int = MAX_PAPER_CHARS, max_page_chars: int = MAX_PAGE_CHARS) -> PageText:
     try:
         with open(path, "rb") as fh:
             head = fh.read(1024)
@@ -68,17 +83,39 @@ def _read_pages(path: Path) -> list[str]:
         raise ParseError(f"{path}: not a PDF (no %PDF- header)")
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns loudly about harmless quirks
     encrypted = False
+    pages: list[str] = []
+    dropped: list[str] = []
+    read = 0
     try:
-        reader = pypdf.PdfReader(path)
-        encrypted = reader.is_encrypted
-        if encrypted and not reader.decrypt(""):
-            raise ParseError(f"{path}: encrypted (an empty password does not open it)")
-        pages = []
-        for page in reader.pages:
-            try:
-                pages.append(_page_text(page))
-            except Exception:  # one bad page (odd font, broken stream) should not lose the paper
-                pages.append("")
+        with pypdf.apply_configuration(zlib_maximum_output_length=STREAM_LIMIT_BYTES):
+            reader = pypdf.PdfReader(path)
+            encrypted = reader.is_encrypted
+            if encrypted and not reader.decrypt(""):
+                raise ParseError(f"{path}: encrypted (an empty password does not open it)")
+            for number, page in enumerate(reader.pages, start=1):
+                try:
+                    size = _content_size(page)
+                    if size > MAX_PAGE_CONTENT_BYTES:  # reading it would cost seconds a megabyte
+                        pages.append("")
+                        dropped.append(f"page {number} left out: {size:,} bytes of drawing instructions "
+                                       f"(more than {MAX_PAGE_CONTENT_BYTES:,})")
+                        continue
+                    text = _page_text(page)
+                except Exception as exc:  # one bad page (odd font, broken stream, a bomb) should not lose the paper
+                    pages.append("")
+                    dropped.append(f"page {number} left out: {_why(exc)}")
+                    continue
+                read += len(text)
+                if read > max_chars:  # stop reading: what is past the cap would only be thrown away
+                    raise ParseError(f"{path}: more than {max_chars:,} characters of text by page {number} "
+                                     f"(max_paper_chars; the longest paper in the corpus has 385,558): not a paper "
+                                     "this app can index")
+                if len(text) > max_page_chars:
+                    pages.append("")
+                    dropped.append(f"page {number} left out: {len(text):,} characters of text on one page "
+                                   f"(more than {max_page_chars:,})")
+                    continue
+                pages.append(text)
     except ParseError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
@@ -86,9 +123,23 @@ def _read_pages(path: Path) -> list[str]:
         raise ParseError(f"{path}: {reason} ({type(exc).__name__}: {exc})") from exc
     if not pages:
         raise ParseError(f"{path}: PDF has no pages")
-    if sum(len(p.strip()) for p in pages) < max(200, 20 * len(pages)):
-        raise ParseError(f"{path}: no extractable text (scanned?)")
-    return pages
+    if sum(len(p.strip()) for p in pages) < max(200, 20 * (len(pages) - len(dropped))):
+        raise ParseError(f"{path}: no extractable text (scanned?)" + "".join(f"; {d}" for d in dropped))
+    return PageText(pages, dropped)
+
+
+def _content_size(page) -> int:
+    contents = page.get_contents()
+    return len(contents.get_data()) if contents is not None else 0
+
+
+def _why(exc: Exception) -> str:
+    """A page's failure in a few words: a bomb names the limit it hit."""
+    if isinstance(exc, LimitReachedError):
+        return f"a stream on it inflates past {STREAM_LIMIT_BYTES:,} bytes ({exc})"
+    if isinstance(exc, RecursionError):
+        return "its drawing refers to itself (a loop)"
+    return f"unreadable ({type(exc).__name__}: {str(exc)[:120]})"
 
 
 def _page_text(page) -> str:
@@ -105,7 +156,9 @@ def _page_text(page) -> str:
 # ---------------------------------------------------------------- cleaning
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _DIGITS = re.compile(r"\d+")
-_HYPHEN_BREAK = re.compile(r"([A-Za-z]+)-\n([a-z][A-Za-z]*)(-?)")
+# Possessive quantifiers and the look-behind keep this linear: with a plain `([A-Za-z]+)-` every start
+# inside a long word re-scanned the rest of it (a 40,000-letter word took 18.5 s, 1,000,000 letters hours).
+_HYPHEN_BREAK = re.compile(r"(?<![A-Za-z])([A-Za-z]++)-\n([a-z][A-Za-z]*+)(-?)")
 _WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
 
 
@@ -248,10 +301,13 @@ def _find_sections(text: str, page_of: list[int], min_refs_at: int) -> tuple[lis
 
 
 # ---------------------------------------------------------------- entry point
-def parse_pdf(path: Path, arxiv_id: str, version: int | None = None) -> ParsedPaper:
-    """Read a PDF page by page into cleaned text with sections, references and page offsets."""
+def parse_pdf(path: Path, arxiv_id: str, version: int | None = None, *, max_chars: int = MAX_PAPER_CHARS,
+              max_page_chars: int = MAX_PAGE_CHARS) -> ParsedPaper:
+    """Read a PDF page by page into cleaned text with sections, references and page offsets; pages that
+    cannot be read are left out and named in `dropped_pages`. Linear in the text's size."""
     path = Path(path)
-    raw_pages = resolve_private_use(_read_pages(path))  # ligature glyphs of fonts without a Unicode map
+    raw_pages, dropped = _read_pages(path, max_chars, max_page_chars)
+    raw_pages = resolve_private_use(raw_pages)  # ligature glyphs of fonts without a Unicode map
     line_pages = [_page_lines(p) for p in raw_pages]
     running = _running_lines(line_pages)
     line_pages = [_strip_running(lines, running) for lines in line_pages]
@@ -266,5 +322,5 @@ def parse_pdf(path: Path, arxiv_id: str, version: int | None = None) -> ParsedPa
     sections, references_start = _find_sections(text, page_of, min_refs_at=int(0.15 * len(text)))
     return ParsedPaper(
         arxiv_id=arxiv_id, version=version, text=text, page_offsets=tuple(page_offsets),
-        sections=tuple(sections), references_start=references_start,
+        sections=tuple(sections), references_start=references_start, dropped_pages=tuple(dropped),
     )

@@ -3,8 +3,9 @@ libraries), then fetch (or read from disk) -> parse -> chunk each paper and add 
 paper prepared while the current one is embedded."""
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,6 +29,21 @@ def _quiet(_: ProgressEvent) -> None:
     pass
 
 
+def _in_background(fn: Callable[..., Prepared], *args) -> Future:
+    """fn(*args) in a daemon thread. A ThreadPoolExecutor's threads are joined when the process exits, so a
+    ctrl+c waited for the paper being parsed; a daemon thread lets the ingest end at once."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread as it is)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="ingest-prepare").start()
+    return future
+
+
 @dataclass
 class Prepared:
     """One paper fetched (or read from disk), parsed and chunked, or the reason it could not be."""
@@ -36,6 +52,7 @@ class Prepared:
     chunks: list[Chunk]
     error: str
     seconds: float
+    note: str = ""  # what was left out of a paper that is otherwise fine (dropped pages)
 
 
 class Ingestor:
@@ -61,7 +78,9 @@ class Ingestor:
             results += self._ingest(inputs, progress, retry_failed)
         return results
 
-    def _ingest(self, inputs: Inputs, progress: Progress, retry_failed: bool) -> list[IngestResult]:
+    def _ingest(self, inputs: Inputs, progress: Progress, retry_failed: bool, sync: bool = True) -> list[IngestResult]:
+        """sync: bring BM25/ColBERT in line with the store at the end (doctor --repair, refilling a lost store,
+        syncs only once it knows every paper came back: else the indexes hold what the store lost)."""
         store = self.library.store
         results = []
         todo: list[ArxivRef | LocalJob] = []
@@ -89,14 +108,13 @@ class Ingestor:
         total = len(todo)
         progress(ProgressEvent(stage="fetch", message=f"{total} papers to ingest", done=0, total=total))
         # Fetch+parse+chunk of the next paper overlaps the embedding of the current one.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future | None = pool.submit(self.prepare, todo[0]) if todo else None
-            for i, ref in enumerate(todo):
-                prepared = pending.result() if pending else self.prepare(ref)
-                pending = pool.submit(self.prepare, todo[i + 1]) if i + 1 < total else None
-                results.append(self.index(prepared, progress, inputs))
-                name = ref.pdf.path.name if isinstance(ref, LocalJob) else ref.arxiv_id
-                progress(ProgressEvent(stage="index", message=name, done=i + 1, total=total, item=ref.arxiv_id))
+        pending: Future | None = _in_background(self.prepare, todo[0]) if todo else None
+        for i, ref in enumerate(todo):
+            prepared = pending.result() if pending else self.prepare(ref)
+            pending = _in_background(self.prepare, todo[i + 1]) if i + 1 < total else None
+            results.append(self.index(prepared, progress, inputs))
+            name = ref.pdf.path.name if isinstance(ref, LocalJob) else ref.arxiv_id
+            progress(ProgressEvent(stage="index", message=name, done=i + 1, total=total, item=ref.arxiv_id))
         if plan is not None:  # another file with the same bytes: counted once, with the first one's outcome
             by_item = {r.item: r for r in results if r.item}
             for pdf, first in plan.duplicates:
@@ -105,7 +123,8 @@ class Ingestor:
                     results.append(done.model_copy(update={"item": pdf.item, "skipped": True,
                                                            "note": f"the same PDF as {first.item}"}))
         fault_point("before-sync")
-        self.library.sync_indexes(progress)
+        if sync:
+            self.library.sync_indexes(progress)
         return results
 
     def _refresh_known(self, plan: LocalPlan) -> list[IngestResult]:
@@ -151,17 +170,20 @@ class Ingestor:
                 return failed(None, f"fetch failed: {type(exc).__name__}: {exc}")
             if paper.pdf_path and Path(paper.pdf_path).is_file():
                 paper = paper.model_copy(update={"content_hash": sha256_of(Path(paper.pdf_path))})
+        settings = self.library.settings
         try:
-            parsed = parse_pdf(paper.pdf_path, paper.arxiv_id, paper.version)
-            chunks = chunk_paper(parsed, self.library.embedder, self.library.settings.chunk_tokens,
-                                 self.library.settings.chunk_overlap)
+            parsed = parse_pdf(paper.pdf_path, paper.arxiv_id, paper.version, max_chars=settings.max_paper_chars)
+            chunks = chunk_paper(parsed, self.library.embedder, settings.chunk_tokens, settings.chunk_overlap)
         except ParseError as exc:
             return failed(paper, f"parse failed: {exc}")
         except Exception as exc:
             return failed(paper, f"parse failed: {type(exc).__name__}: {exc}")
         if not chunks:
             return failed(paper, "parse failed: no indexable text")
-        return Prepared(ref, paper, chunks, "", time.perf_counter() - start)
+        if len(chunks) > settings.max_paper_chunks:
+            return failed(paper, f"parse failed: {len(chunks):,} passages, more than max_paper_chunks "
+                                 f"({settings.max_paper_chunks:,}): not a paper this app can index")
+        return Prepared(ref, paper, chunks, "", time.perf_counter() - start, note="; ".join(parsed.dropped_pages))
 
     def _read_local(self, job: LocalJob) -> tuple[Paper, str]:
         """A PDF from disk as a Paper (its metadata, the arXiv record of an id printed on it), or why not."""
@@ -199,7 +221,12 @@ class Ingestor:
         if not local:
             paper = with_entry(paper, entry)
         try:
-            self.library.add_paper(paper, prepared.chunks, progress)
+            self.library.add_paper(paper, prepared.chunks, progress, note=prepared.note)
+        except KeyboardInterrupt:
+            # ctrl+c while this paper is embedded: it must not stay pending (half in the indexes, warned about
+            # by every command); the papers before it are ok, and the next ingest starts it again.
+            self.library.record_failure(paper, "ingest was interrupted (ctrl+c) while it was embedded; ingest it again")
+            raise
         except Exception as exc:
             reason = self.library.record_failure(paper, f"index failed: {type(exc).__name__}: {exc}")
             return IngestResult(arxiv_id=ref.arxiv_id, status=PaperStatus.failed, reason=reason,
@@ -209,7 +236,7 @@ class Ingestor:
         edited = local and ref.previous is not None and ref.previous.content_hash not in ("", ref.sha256)
         note = f"edited: new version v{paper.version} (was v{ref.previous.version})" if edited else ""
         return IngestResult(arxiv_id=paper.arxiv_id, status=PaperStatus.ok, n_chunks=len(prepared.chunks),
-                            seconds=prepared.seconds + time.perf_counter() - start, note=note, **about)
+                            seconds=prepared.seconds + time.perf_counter() - start, note=note, reason=prepared.note, **about)
 
     def close(self) -> None:
         self.fetcher.close()

@@ -145,6 +145,6 @@ def test_figure_text_is_left_out_and_pages_drawn_as_forms_are_still_read(tmp_pat
         shutil.copy(PAPERS / f"{arxiv_id}.pdf", tmp_path / f"{arxiv_id}.pdf")
     whole = parse_pdf(tmp_path / "1706.03762.pdf", "1706.03762")
     assert len(whole.text) > 30_000 and "Scaled Dot-Product Attention" in whole.text
-    ours = sum(len(p) for p in _read_pages(tmp_path / "2307.08691.pdf"))
+    ours = sum(len(p) for p in _read_pages(tmp_path / "2307.08691.pdf").pages)
     everything = sum(len(p.extract_text() or "") for p in pypdf.PdfReader(tmp_path / "2307.08691.pdf").pages)
     assert ours < 0.95 * everything

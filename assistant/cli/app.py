@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from assistant.cli.common import console, fail, make_assistant, out, warn
+from assistant.cli.common import console, damage_found, damage_known, data, fail, make_assistant, out, warn
 from assistant.cli.doctor import doctor
 from assistant.cli.eval import eval_app
 from assistant.cli.progress import IngestProgress
@@ -78,7 +77,7 @@ def ingest(ctx: typer.Context,
     a.close()
     if error:
         if not as_json:
-            console.print(f"[red]{escape(error)}[/red]", highlight=False)
+            console.print(f"[red]{data(error)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -121,29 +120,38 @@ def remove(ctx: typer.Context, arxiv_id: Optional[str] = typer.Argument(None, he
     a = make_assistant(ctx)
     if failed:
         gone = a.remove_failed()
-        out.print(f"removed {len(gone)} failed papers")
+        out.print(f"removed {len(gone)} failed papers", markup=False)
         return
     arxiv_id = a.paper_id_of(arxiv_id)
     if not a.remove(arxiv_id):
-        console.print(f"[red]{arxiv_id} is not in the library[/red]")
+        console.print(f"[red]{data(arxiv_id)} is not in the library[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    out.print(f"removed {arxiv_id}")
+    out.print(f"removed {arxiv_id}", markup=False, highlight=False)
 
 
 @app.command()
-def search(ctx: typer.Context, query: str, k: int = typer.Option(10, "-k", help="Number of passages"),
+def search(ctx: typer.Context, query: str, k: Optional[int] = typer.Option(None, "-k", help="Number of passages [settings.search_k]"),
            mode: Optional[str] = typer.Option(None, help="dense | bm25 | colbert | hybrid"),
            paper: list[str] = typer.Option([], help="Restrict to these arXiv ids"),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ranked passages with paper, section and page."""
     from assistant.engine.retrieve import RetrievalError
 
-    a = make_assistant(ctx)
+    a = make_assistant(ctx, search_k=k)  # -k is checked as search_k is: a count of at least 1
     try:
+        damaged = damage_found(a, set())
+        down = a.retriever.unavailable(mode) if mode in a.library.extra_indexes else []
+        if mode in damaged or down:  # one line, not a warning and then the same as an error
+            raise RetrievalError(damaged.get(mode) or down[0])
         warn(a.retriever.warnings(mode or a.settings.retrieval_mode))
-        hits = a.search(query, k=k, mode=mode, papers=paper or None)
+        known = damage_known(a)
+        hits = a.search(query, k=a.settings.search_k, mode=mode, papers=paper or None)
+        late = damage_found(a, known)  # an index whose files broke only when this search read them
+        if (mode or a.settings.retrieval_mode) in late:
+            raise RetrievalError(late[mode or a.settings.retrieval_mode])
+        warn(late.values())
     except RetrievalError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     if as_json:
         out.print_json(json.dumps([h.model_dump(mode="json") for h in hits]))
@@ -162,25 +170,26 @@ def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(No
     from assistant.llm.protocol import LLMError
 
     a = make_assistant(ctx, agentic=agentic, hyde=hyde)
+    known = damage_known(a)
     answer = None
     streaming = not as_json and sys.stdout.isatty()
     try:
         with console.status("searching...") as status:
             for event in a.ask_stream(question, papers=paper or None, mode=mode,
-                                      progress=lambda e: status.update(e.message)):
+                                      progress=lambda e: status.update(data(e.message))):
                 if event.kind in ("plan", "search", "status", "passages", "verify"):
-                    status.update(event.text)
+                    status.update(data(event.text))
                 elif event.kind == "token" and streaming:
                     status.stop()
-                    out.print(event.text, end="", highlight=False)
+                    out.print(event.text, end="", highlight=False, markup=False)
                 elif event.kind == "error":
-                    console.print(f"[yellow]{event.text}[/yellow]")
+                    console.print(f"[yellow]{data(event.text)}[/yellow]", highlight=False)
                 elif event.kind == "answer":
                     answer = event.answer
     except (LLMError, ValueError) as exc:
         if as_json:
             out.print_json(json.dumps({"question": question, "text": "", "error": str(exc)}))
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     if streaming:
         out.print()
@@ -188,6 +197,7 @@ def ask(ctx: typer.Context, question: str, mode: Optional[str] = typer.Option(No
         out.print_json(answer.model_dump_json())
     else:
         print_answer(out, answer, a.settings.weak_support)
+    warn(damage_found(a, known).values())
     if markdown:
         markdown.write_text(answer.to_markdown())
     if answer.error and not answer.abstained and (not answer.text or answer.extractive):
@@ -219,11 +229,14 @@ def main() -> None:
         app()
     except Exception as exc:  # one clear line instead of a traceback for expected failures
         from foundation.config import ConfigError
+        from indexes.integrity import StoreDamaged
         from indexes.store import IndexMismatch
 
-        if isinstance(exc, (IndexMismatch, ConfigError)):
-            from rich.markup import escape
-
-            console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True, highlight=False)
+        if isinstance(exc, (IndexMismatch, ConfigError, StoreDamaged)):
+            console.print(f"[red]{data(exc)}[/red]", soft_wrap=True, highlight=False)
+            raise SystemExit(2)
+        if isinstance(exc, PermissionError):  # a file under home made read-only after the library opened
+            console.print(f"[red]cannot write to {data(exc.filename or '?')}: permission denied[/red]", soft_wrap=True,
+                          highlight=False)
             raise SystemExit(2)
         raise

@@ -15,7 +15,7 @@ import typer
 from rich.progress import TextColumn
 from rich.table import Table
 
-from assistant.cli.common import console, global_options, out, settings_of
+from assistant.cli.common import console, data, global_options, out, settings_of
 from assistant.cli.progress import progress_bar
 from foundation.config import PROJECT_ROOT, Settings
 from indexes.store import Store
@@ -47,7 +47,7 @@ def _dataset(path: Path, limit: Optional[int] = None, ids: Optional[list[str]] =
     try:
         return load_dataset(path, limit=limit, ids=ids)
     except DatasetError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -58,7 +58,7 @@ def _judge(ctx: typer.Context, url: Optional[str], model: Optional[str], workers
 
 
 def _progress():
-    return progress_bar(console, TextColumn("{task.fields[note]}"))
+    return progress_bar(console, TextColumn("{task.fields[note]}", markup=False))
 
 
 def _report(out_dir: Path, summary: dict, ordered: list, html: bool, as_json: bool) -> None:
@@ -69,7 +69,7 @@ def _report(out_dir: Path, summary: dict, ordered: list, html: bool, as_json: bo
         out.print_json(json.dumps(summary))
     else:
         print_summary(summary)
-        out.print(f"report: {paths['markdown']}")
+        out.print(f"report: {paths['markdown']}", markup=False, highlight=False)
 
 
 @eval_app.command("run")
@@ -95,7 +95,7 @@ def run_cmd(ctx: typer.Context,
     try:
         configs = [load_config(p) for p in config]
     except EvalError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     base_config, overrides = global_options(ctx)
     settings = settings_of(ctx)
@@ -109,7 +109,7 @@ def run_cmd(ctx: typer.Context,
     try:
         run.check_resume()
     except EvalError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     check = None
     with _progress() as progress:
@@ -204,7 +204,7 @@ def print_summary(summary: dict) -> None:
     for c in configs:
         s = summary["configs"][c]
         if s["failed"] or s["judge_errors"]:
-            out.print(f"[yellow]{c}: {s['failed']} failed questions, {s['judge_errors']} judge errors[/yellow]")
+            out.print(f"[yellow]{data(c)}: {s['failed']} failed questions, {s['judge_errors']} judge errors[/yellow]")
 
 
 @eval_app.command("retrieval")
@@ -234,7 +234,7 @@ def retrieval_cmd(ctx: typer.Context,
             try:
                 results = run_retrieval(items, search, on_question=lambda _: progress.update(task, advance=1))
             except RetrievalError as exc:
-                console.print(f"[red]{exc}[/red]")
+                console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
                 raise typer.Exit(2)
             rows += [{"mode": m, "qid": r.qid, "kind": r.kind, **r.scores.model_dump()} for r in results]
             summary[m] = {key: round(value, 1 if key == "p50_ms" else 4)
@@ -303,7 +303,7 @@ def score_cmd(ctx: typer.Context,
     try:
         recs = load_scoring_records(records)
     except DatasetError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     judge = _judge(ctx, judge_url, judge_model, judge_workers)
     results = []
@@ -321,9 +321,9 @@ def score_cmd(ctx: typer.Context,
         out.print_json(json.dumps({"summary": summary, "records": scored}))
         return
     for s in scored:
-        out.print(f"[bold]{s['id']}[/bold] faithfulness {s['score'] if s['score'] is not None else '–'}")
+        out.print(f"[bold]{data(s['id'])}[/bold] faithfulness {s['score'] if s['score'] is not None else '–'}")
         for v in s["sentences"]:
             mark = {True: "[green]supported[/green]", False: "[red]unsupported[/red]", None: "[yellow]error[/yellow]"}[v["supported"]]
-            out.print(f"  {mark}  {v['sentence']}")
+            out.print(f"  {mark}  {data(v['sentence'])}", highlight=False)
     out.print(f"mean faithfulness {summary['faithfulness']} over {summary['scored']} answers; "
               f"{summary['judge_errors']} judge errors")

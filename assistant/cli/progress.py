@@ -18,7 +18,8 @@ def progress_bar(console: Console, *extra: ProgressColumn, disable: bool = False
     """The one progress layout of the CLI: on a terminal a rich bar (description, bar, n/total, elapsed, ETA,
     then `extra` columns); elsewhere plain lines (`LineProgress`)."""
     if console.is_terminal or disable:
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        # Descriptions name papers and files: never markup (a "[/red]" in one would end the program).
+        return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), *extra, console=console, disable=disable, transient=transient)
     return LineProgress(console, interval=interval)
 
@@ -63,7 +64,7 @@ class LineProgress(Progress):
         self._last = now
         for task in self.tasks:
             if task.id in self._moved:
-                self.console.print(self.line(task.id), highlight=False, soft_wrap=True)
+                self.console.print(self.line(task.id), highlight=False, soft_wrap=True, markup=False)
         self._moved.clear()
 
     def line(self, task_id: TaskID) -> str:
@@ -128,9 +129,9 @@ class IngestProgress:
             self._bar(event.message, event.message, event.done, event.total)
         elif event.message:
             if self.lines:
-                self.console.print(event.message, highlight=False, soft_wrap=True)
+                self.console.print(event.message, highlight=False, soft_wrap=True, markup=False)
             else:
-                self.progress.console.log(event.message)
+                self.progress.console.log(event.message, markup=False, highlight=False)
         if self.lines:
             self._print()
 
@@ -153,4 +154,4 @@ class IngestProgress:
         now = time.perf_counter()
         if force or now - self._last_line >= self.interval:
             self._last_line = now
-            self.console.print(self.line(), highlight=False, soft_wrap=True)
+            self.console.print(self.line(), highlight=False, soft_wrap=True, markup=False)

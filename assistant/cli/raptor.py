@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from assistant.cli.common import console, make_assistant, out
+from assistant.cli.common import console, data, make_assistant, out
 from assistant.cli.progress import progress_bar
 from rich.table import Table
 
@@ -43,7 +43,7 @@ def build(ctx: typer.Context,
             proc = subprocess.Popen([sys.executable, "-m", "assistant", *args, "--json"], stdout=fh, stderr=fh,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         out.print(f"tree build running in the background (pid {proc.pid}); log: {log}; "
-                  "see progress with `paper-assistant raptor status`")
+                  "see progress with `paper-assistant raptor status`", markup=False, highlight=False)
         return
     if nice:
         try:
@@ -65,7 +65,7 @@ def build(ctx: typer.Context,
 
             report = a.build_tree(papers or None, progress=progress, **config)
     except BuildRunning as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
     finally:
         a.close()
@@ -78,7 +78,7 @@ def build(ctx: typer.Context,
               f"fallbacks, {report.splits} oversized inputs split; topics: {report.topics_written} written, "
               f"{report.topics_removed} removed")
     for aid, reason in report.papers_failed.items():
-        out.print(f"[red]{aid}[/red]: {reason}")
+        out.print(f"[red]{data(aid)}[/red]: {data(reason)}", highlight=False)
     if report.papers_failed:
         raise typer.Exit(1)
 
@@ -98,7 +98,8 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
         out.print_json(json.dumps({**st.model_dump(), "build_running_pid": running}))
         return
     out.print(f"{len(st.with_tree)} of {st.papers} papers have a tree"
-              + (f"; without: {', '.join(st.without_tree[:12])}{' ...' if len(st.without_tree) > 12 else ''}" if st.without_tree else ""))
+              + (f"; without: {', '.join(st.without_tree[:12])}{' ...' if len(st.without_tree) > 12 else ''}" if st.without_tree else ""),
+              markup=False)
     table = Table("level", "nodes")
     for level, n in sorted(st.nodes_per_level.items()):
         name = "passages" if level == 0 else ("topics" if level == TOPIC_LEVEL else f"summaries L{level}")
@@ -126,9 +127,9 @@ def summarize_command(ctx: typer.Context,
     try:
         with console.status("gathering material...") as st:
             draft = a.summarize(papers=paper or None, topic=topic, length=int(length) if length.isdigit() else length,
-                                style=style, progress=lambda e: st.update(e.message))
+                                style=style, progress=lambda e: st.update(data(e.message)))
     except (ValueError, LLMError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     finally:
         a.close()
@@ -136,7 +137,7 @@ def summarize_command(ctx: typer.Context,
     if as_json:
         out.print_json(draft.model_dump_json())
         return
-    out.print(draft.to_markdown(), highlight=False)
+    out.print(draft.to_markdown(), highlight=False, markup=False)
     console.print(f"wrote {output} ({len(draft.citations)} citations; from trees: {', '.join(draft.tree_papers) or '-'}; "
                   f"from passages: {', '.join(draft.leaf_papers) or '-'}"
-                  + (f"; {len(draft.dropped)} unsupported sentences dropped" if draft.dropped else "") + ")")
+                  + (f"; {len(draft.dropped)} unsupported sentences dropped" if draft.dropped else "") + ")", markup=False)

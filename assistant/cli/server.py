@@ -5,7 +5,7 @@ import json
 
 import typer
 
-from assistant.cli.common import console, out, settings_of
+from assistant.cli.common import console, data, out, settings_of
 
 server_app = typer.Typer(no_args_is_help=True, help="Manage the local vLLM server.")
 
@@ -20,14 +20,14 @@ def server_start(ctx: typer.Context) -> None:
     server = VLLMServer(settings_of(ctx))
     try:
         with console.status("starting vLLM...") as status:
-            url = server.ensure_running(progress=status.update, keep=True)
+            url = server.ensure_running(progress=lambda message: status.update(data(message)), keep=True)
     except LLMError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+        console.print(f"[red]{data(exc)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     state = server.status()
     memory = f", ~{gigabytes(state.pss_bytes)} of memory" if state.pss_bytes else ""
     out.print(f"vLLM ready at {url} ({server.model}{memory}); it runs until `paper-assistant server stop`",
-              highlight=False)
+              highlight=False, markup=False)
 
 
 @server_app.command("stop")
@@ -50,20 +50,20 @@ def server_status(ctx: typer.Context, as_json: bool = typer.Option(False, "--jso
             out.print_json(json.dumps({"running": None, "url": settings.llm_base_url, "model": settings.llm_model,
                                        "managed": False, "stops": "external"}))
         else:
-            out.print(f"llm_base_url is {settings.llm_base_url}: that server is managed by you", highlight=False)
+            out.print(f"llm_base_url is {settings.llm_base_url}: that server is managed by you", highlight=False, markup=False)
         return
     state = VLLMServer(settings).status()
     if as_json:
         out.print_json(json.dumps(state.to_json()))
         return
     if not state.running:
-        out.print(f"not running ({state.model} on {state.url} when started)", highlight=False)
+        out.print(f"not running ({state.model} on {state.url} when started)", highlight=False, markup=False)
         return
-    out.print(f"running: {state.model} at {state.url}" + (f" (pid {state.pid})" if state.pid else ""), highlight=False)
+    out.print(f"running: {state.model} at {state.url}" + (f" (pid {state.pid})" if state.pid else ""), highlight=False, markup=False)
     if state.processes:
         out.print(f"memory: {gigabytes(state.pss_bytes)} (PSS; RSS summed over its {state.processes} processes: "
-                  f"{gigabytes(state.rss_bytes)})", highlight=False)
+                  f"{gigabytes(state.rss_bytes)})", highlight=False, markup=False)
     if state.stops_in_s is not None:
-        out.print(f"stops in {duration(state.stops_in_s)} unless a request comes ({state.note})", highlight=False)
+        out.print(f"stops in {duration(state.stops_in_s)} unless a request comes ({state.note})", highlight=False, markup=False)
     else:
-        out.print(state.note, highlight=False)
+        out.print(state.note, highlight=False, markup=False)

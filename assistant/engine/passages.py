@@ -11,39 +11,24 @@ from typing import Sequence
 from foundation.config import Settings
 from foundation.prompts import load_prompt
 from foundation.types import Hit, Quote, page_span
+from assistant.engine.planted import is_planted, sentences as planted_sentences
 from assistant.llm.protocol import Message
 
-# Sentences in a passage that address the model rather than the reader: not only "ignore previous
-# instructions" but the orders around it ("reply only with ...", "do not cite any passage", "IMPORTANT
-# SYSTEM NOTE"), chat-template tokens and role prefixes. Papers do not talk to their reader this way.
-INSTRUCTION_LIKE = re.compile(
-    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(previous|prior|above|earlier|all|any|system|your)\b"
-    r"[^.!?\n]{0,30}\b(instructions?|prompts?|rules?|directions?|context)\b"
-    r"|\byou are now\b|\bnew instructions?\s*:|\bsystem (prompt|note|message|override)\b|\bas an ai (language )?model\b"
-    r"|\b(important|urgent|attention)\b[^.!?\n]{0,12}\b(note|notice|message|instructions?)\s*(to|for)?\s*[:!-]"
-    r"|\b(reply|respond|answer|output|print|say)\b[^.!?\n]{0,12}\bonly\b[^.!?\n]{0,12}\b(with|the word|the phrase)\b"
-    r"|\bdo not (cite|answer|mention|reveal|use|follow|quote)\b[^.!?\n]{0,20}\b(question|passages?|sources?|"
-    r"instructions?|users?|citations?|context)\b"
-    r"|\b(language model|assistant|chatbot|ai)\b[^.!?\n]{0,20}\b(must|should|shall)\b[^.!?\n]{0,20}\b(reply|respond|answer|say|output)\b"
-    r"|^\s*(assistant|system|user)\s*:\s|\b(assistant|system)\s*:\s",  # template tokens go first (TEMPLATE_TOKEN)
-    re.IGNORECASE | re.MULTILINE,
-)
 TEMPLATE_TOKEN = re.compile(r"<\|im_start\|>\s*(system|user|assistant)?|<\|[a-z_]{2,20}\|>|\[/?INST\]", re.IGNORECASE)
-SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|$)")
 REMOVED = "[text addressed to the reader model removed]"
 
 
 def sanitize_passage(text: str) -> tuple[str, bool]:
-    """Cut sentences that read like instructions to a model; (clean text, whether anything was cut)."""
+    """Cut sentences that are instructions to a model (assistant/engine/planted.py); (clean text, whether
+    anything was cut)."""
     # Chat-template tokens are never paper text; a turn they open becomes a role line ("system: ..."), cut below.
     text, tokens = TEMPLATE_TOKEN.subn(lambda m: f"\n{m.group(1)}: " if m.group(1) else "\n", text)
-    if not INSTRUCTION_LIKE.search(text):
+    parts = [(sentence, is_planted(sentence)) for sentence in planted_sentences(text)]
+    if not any(planted for _, planted in parts):
         return (" ".join(text.split()), True) if tokens else (text, False)
     kept: list[str] = []
-    for sentence in SENTENCE.findall(text):
-        if not sentence.strip():
-            continue
-        if INSTRUCTION_LIKE.search(sentence):
+    for sentence, planted in parts:
+        if planted:
             if not kept or kept[-1] != REMOVED:
                 kept.append(REMOVED)
         else:

@@ -16,6 +16,7 @@ import httpx
 import openai
 
 from foundation.config import Settings
+from assistant.llm.deadline import DeadlinePassed, GuardedAsyncTransport, GuardedTransport, ReplyLimits, limit_hit
 from assistant.llm.protocol import LLMError, Message
 
 __all__ = ["Completion", "OpenAICompatibleLLM", "LLMError"]
@@ -44,16 +45,27 @@ class _NoHooks:
 
 class OpenAICompatibleLLM:
     """Chat completions over HTTP. The sync client is shared (thread-safe); an async client is made per
-    call, since the engine runs each question on an event loop of its own."""
+    call, since the engine runs each question on an event loop of its own. Every request ends by its
+    deadline (deadline_s, default timeout_s; inside `begin_answer` one deadline shared by the answer's
+    requests) and stops reading a reply longer than its max_tokens allow (assistant/llm/deadline.py)."""
 
     def __init__(self, base_url: str, model: str, *, api_key: str = "EMPTY", timeout_s: float = 300.0,
-                 hooks: RequestHooks | None = None) -> None:
+                 deadline_s: float | None = None, hooks: RequestHooks | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
         self.timeout_s = timeout_s
+        self.limits = ReplyLimits(deadline_s if deadline_s is not None else timeout_s)
         self.hooks = hooks or _NoHooks()
-        self._client = openai.OpenAI(**self._client_args())
+        self._client = openai.OpenAI(**self._client_args(), http_client=openai.DefaultHttpxClient(
+            transport=GuardedTransport(self.limits)))
+
+    def begin_answer(self) -> None:
+        """Requests from now to `end_answer` share one deadline: llm_deadline_s from the first of them."""
+        self.limits.begin_answer()
+
+    def end_answer(self) -> None:
+        self.limits.end_answer()
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None,
@@ -62,7 +74,7 @@ class OpenAICompatibleLLM:
         if not url:
             raise LLMError("no llm_base_url: use make_llm(settings) to start the managed server")
         return cls(url, settings.llm_model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-                   hooks=hooks)
+                   deadline_s=settings.llm_deadline_s, hooks=hooks)
 
     def _client_args(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "api_key": self.api_key, "max_retries": 0,
@@ -134,7 +146,7 @@ class OpenAICompatibleLLM:
         args = self._args(messages, max_tokens, temperature, json_schema, stop, extra_body)
         with self.hooks.request():  # blocks only to start the server again after keep-alive stopped it
             try:
-                async with openai.AsyncOpenAI(**self._client_args()) as client:
+                async with self._async_client() as client:
                     reply = await client.chat.completions.create(**args)
             except openai.OpenAIError as exc:
                 raise self._error(exc) from exc
@@ -153,7 +165,7 @@ class OpenAICompatibleLLM:
         reading = _StreamReader(self.base_url)
         with self.hooks.request():
             try:
-                async with openai.AsyncOpenAI(**self._client_args()) as client:
+                async with self._async_client() as client:
                     async with await client.chat.completions.create(**args, stream=True) as events:
                         async for event in events:
                             if piece := reading.piece(event):
@@ -163,6 +175,10 @@ class OpenAICompatibleLLM:
         reading.check_finished()
 
     # --- internals
+    def _async_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(**self._client_args(), http_client=openai.DefaultAsyncHttpxClient(
+            transport=GuardedAsyncTransport(self.limits)))
+
     def _pieces(self, args: dict[str, Any], **logprobs: Any) -> Iterator[tuple[str, list[dict[str, float]]]]:
         """One streamed reply: each event's text and its tokens' top candidates (none unless asked for)."""
         reading = _StreamReader(self.base_url)
@@ -180,7 +196,7 @@ class OpenAICompatibleLLM:
     def _args(self, messages: list[Message], max_tokens: int, temperature: float, json_schema: dict[str, Any] | None,
               stop: list[str] | None, extra_body: dict[str, Any] | None) -> dict[str, Any]:
         args: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                                "temperature": temperature}
+                                "temperature": temperature, "extra_headers": self.limits.stamp()}
         if stop:
             args["stop"] = stop
         if json_schema is not None:
@@ -205,6 +221,13 @@ class OpenAICompatibleLLM:
                           completion_tokens=completion_tokens)
 
     def _error(self, exc: Exception, streaming: bool = False) -> LLMError:
+        limit = limit_hit(exc)
+        if isinstance(limit, DeadlinePassed):
+            return LLMError(f"the model at {self.base_url} did not finish within llm_deadline_s "
+                            f"({self.limits.deadline_s:g} s): stopped waiting")
+        if limit is not None:
+            return LLMError(f"the server at {self.base_url} sent a reply longer than the tokens asked for "
+                            f"({limit}): stopped reading")
         if isinstance(exc, ValueError):
             return LLMError(f"malformed stream event from {self.base_url}: {exc}")
         if isinstance(exc, httpx.HTTPError) and not isinstance(exc, httpx.TimeoutException):

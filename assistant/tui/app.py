@@ -20,10 +20,11 @@ from assistant.tui.library_work import LibraryWorkMixin
 from assistant.tui.messages import (AskDone, AskUpdate, BackendReady, CitedChunk, ModesLoaded, NeighboursLoaded,
                                     Notice, PapersLoaded, TreesLoaded, Warmed)
 from assistant.tui.screens.main import MainScreen
+from assistant.tui.toasts import InertToasts
 from foundation.types import Hit, PaperRecord, PaperStatus
 
 
-class PaperAssistantApp(LibraryWorkMixin, DialogsMixin, App):
+class PaperAssistantApp(InertToasts, LibraryWorkMixin, DialogsMixin, App):
     """The app: engine start-up and state, asking, citations, screens; adding, removing and summarising
     papers come from LibraryWorkMixin (assistant/tui/library_work.py), the export and settings dialogs
     from DialogsMixin (assistant/tui/dialogs.py)."""

@@ -12,6 +12,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from assistant.tui.history import HistoryStore
+from foundation.terminal import inert
 
 
 class HistoryScreen(ModalScreen[str]):
@@ -40,7 +41,7 @@ class HistoryScreen(ModalScreen[str]):
         for c in self.store.list():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated_at))
             n = len(c.turns)
-            options.add_option(Option(Content.assemble(c.title or "(untitled)",
+            options.add_option(Option(Content.assemble(inert(c.title or "(untitled)"),
                                                        (f"   {n} question{'s' if n != 1 else ''} · {when}", "dim")),
                                       id=c.id))
         if not options.option_count:

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 
 from assistant.tui.hosts import LibraryHost
 from foundation.types import PaperRecord, PaperStatus, ProgressEvent
+from foundation.terminal import inert
 
 
 COLUMNS = ("", "id", "title", "year", "chunks", "status", "authors")
@@ -27,15 +28,16 @@ def status_label(record: PaperRecord, tree: bool = False) -> Text:
             label.append(" · tree built", style="cyan")
         return label
     if record.status == PaperStatus.failed:
-        return Text(f"failed: {record.reason}", style="red")
+        return Text(inert(f"failed: {record.reason}"), style="red")
     return Text(str(getattr(record.status, "value", record.status)), style="yellow")
 
 
-def authors_label(record: PaperRecord) -> str:
+def authors_label(record: PaperRecord) -> Text:
+    """The first author (et al.): a Text, since a table cell given a str reads it as markup."""
     a = record.paper.authors
     if not a:
-        return ""
-    return a[0] + (" et al." if len(a) > 1 else "")
+        return Text("")
+    return Text(inert(a[0] + (" et al." if len(a) > 1 else "")))
 
 
 def matches(record: PaperRecord, query: str) -> bool:
@@ -114,8 +116,8 @@ class LibraryScreen(Screen):
         for r in shown:
             p = r.paper
             version = f"v{p.version}" if p.version else ""
-            table.add_row("✓" if p.arxiv_id in self.marked else " ", p.arxiv_id + version,
-                          Text(p.title[:TITLE_CHARS] + ("…" if len(p.title) > TITLE_CHARS else "")) if p.title else Text("(no title)", style="dim"),
+            table.add_row("✓" if p.arxiv_id in self.marked else " ", Text(inert(p.arxiv_id + version)),
+                          Text(inert(p.title[:TITLE_CHARS] + ("…" if len(p.title) > TITLE_CHARS else ""))) if p.title else Text("(no title)", style="dim"),
                           str(p.year or ""), str(r.n_chunks), status_label(r, p.arxiv_id in self.app.trees), authors_label(r), key=p.arxiv_id)
         if keep is not None and keep in {r.paper.arxiv_id for r in shown}:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
@@ -250,11 +252,11 @@ class LibraryScreen(Screen):
         bar = self.query_one("#ingest-bar", ProgressBar)
         if e.stage in ("fetch", "index") and e.total:
             bar.update(total=e.total, progress=e.done)
-            self.query_one("#ingest-label", Static).update(Content(f"papers {e.done}/{e.total} {e.item}"))
+            self.query_one("#ingest-label", Static).update(Content(inert(f"papers {e.done}/{e.total} {e.item}")))
         elif e.stage == "embed" and e.total:
-            self.query_one("#ingest-label", Static).update(Content(f"embedding {e.item} {e.done}/{e.total}"))
+            self.query_one("#ingest-label", Static).update(Content(inert(f"embedding {e.item} {e.done}/{e.total}")))
         elif e.message:
-            self.query_one("#ingest-label", Static).update(Content(e.message[:60]))
+            self.query_one("#ingest-label", Static).update(Content(inert(e.message[:60])))
 
     def ingest_finished(self) -> None:
         self.query_one("#ingest").display = False

@@ -7,6 +7,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 
+from foundation.terminal import inert
 from foundation.types import Chunk, Citation, Hit, is_local_id, paper_ref
 
 
@@ -69,7 +70,7 @@ class CitationPanel(VerticalScroll, can_focus=True):
         self.n, self.hit, self.citation = n, hit, citation
         chunk, paper = hit.chunk, hit.paper
         title = (citation.title if citation and citation.title else hit.paper_title) or chunk.arxiv_id
-        self.query_one("#cite-title", Static).update(Content.assemble((f"[{n}] ", "bold $accent"), (title, "bold")))
+        self.query_one("#cite-title", Static).update(Content.assemble((f"[{n}] ", "bold $accent"), (inert(title), "bold")))
         version = f"v{chunk.version}" if chunk.version else ""
         who = ""
         if paper and paper.authors:
@@ -82,7 +83,7 @@ class CitationPanel(VerticalScroll, can_focus=True):
                                        f"score {hit.score:.3f} ({hit.source})") if x)
         path = self.pdf_path
         file = f"\n{path} · page {self.page}" if path else ""  # where the passage is, for `o` and for the reader
-        self.query_one("#cite-meta", Static).update(Content(f"{meta}\n{where}{file}"))
+        self.query_one("#cite-meta", Static).update(Content(inert(f"{meta}\n{where}{file}")))
         self.query_one("#cite-passage", Static).update(self._passage(chunk, citation))
         for side in ("#cite-before", "#cite-after"):
             self.query_one(side, Static).display = False
@@ -104,9 +105,9 @@ class CitationPanel(VerticalScroll, can_focus=True):
         return self.hit.chunk.page_start if self.hit is not None else 1
 
     def _passage(self, chunk: Chunk, citation: Citation | None) -> Content:
-        text = _norm(chunk.text)
+        text = inert(_norm(chunk.text))
         content = Content(text)
-        span = quote_span(text, citation.quote) if citation else None
+        span = quote_span(text, inert(citation.quote)) if citation else None
         if span:
             content = content.stylize("reverse $warning", *span)
         return content
@@ -124,7 +125,7 @@ class CitationPanel(VerticalScroll, can_focus=True):
                 body = "\n\n".join(f"— {label} passage · {c.section or '-'} · {c.pages_label} —\n{_norm(c.text)}" for c in part)
             else:
                 body = f"— no {label} passage in this paper —"
-            widget.update(Content(body))
+            widget.update(Content(inert(body)))
             widget.display = True
 
     def close(self) -> None:

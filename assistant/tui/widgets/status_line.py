@@ -5,6 +5,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Static
+from foundation.terminal import inert
 
 # Icons for the event kinds known today; any other kind still shows its text.
 ICONS = {"plan": "◆", "search": "⌕", "passages": "≡", "verify": "✓", "status": "●", "error": "✗",
@@ -18,11 +19,11 @@ class StatusLine(Horizontal):
 
     def show(self, kind: str, text: str) -> None:
         label = self.query_one("#status-text", Static)
-        label.update(Content(f"{ICONS.get(kind, '●')} {text}"))
+        label.update(Content(f"{ICONS.get(kind, '●')} {inert(text)}"))
         for cls in list(label.classes):
             if cls.startswith("-"):
                 label.remove_class(cls)
         label.add_class(f"-{kind}")
 
     def context(self, text: str) -> None:
-        self.query_one("#status-context", Static).update(Content(text))
+        self.query_one("#status-context", Static).update(Content(inert(text)))

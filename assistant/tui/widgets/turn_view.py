@@ -7,12 +7,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
-from textual.markup import escape
 from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from assistant.tui.history import Turn
+from foundation.terminal import inert
 from foundation.types import Answer, page_span, paper_ref
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -20,26 +20,28 @@ MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 def answer_markup(text: str, turn_index: int, weak: tuple[str, ...] = ()) -> Content:
     """Answer text with every [n] (also [1, 2]) turned into a link that opens citation n; the weakly supported
-    sentences underlined in the warning colour, so a student reads them as doubtful."""
+    sentences underlined in the warning colour, so a student reads them as doubtful. The text is never parsed
+    as markup (it holds the papers' words: "[/red]" or "[2J" in a quote ended the app); only the markers are."""
     spans = _spans(text, weak)
-    out: list[str] = []
+    out: list[Content] = []
     pos = 0
 
     def plain(start: int, end: int) -> None:
         cuts = sorted({start, end} | {x for span in spans for x in span if start < x < end})
         for a, b in zip(cuts, cuts[1:]):
-            piece = escape(text[a:b])
-            out.append(f"[underline $warning]{piece}[/]" if any(s <= a and b <= e for s, e in spans) else piece)
+            piece = text[a:b]
+            out.append(Content.styled(piece, "underline $warning") if any(s <= a and b <= e for s, e in spans)
+                       else Content(piece))
 
     for m in MARKER.finditer(text):
         plain(pos, m.start())
-        parts = re.split(r"(\s*[,;]\s*)", m.group(1))
-        linked = "".join(escape(p) if not p.strip().isdigit()
+        parts = re.split(r"(\s*[,;]\s*)", m.group(1))  # digits and separators only: safe as markup
+        linked = "".join(p if not p.strip().isdigit()
                          else f"[@click=screen.open_citation({turn_index},{int(p)})]{p}[/]" for p in parts)
-        out.append(rf"[b $accent]\[{linked}][/]")
+        out.append(Content.from_markup(rf"[b $accent]\[{linked}][/]"))
         pos = m.end()
     plain(pos, len(text))
-    return Content.from_markup("".join(out))
+    return Content("").join(out)
 
 
 def _spans(text: str, sentences: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -100,7 +102,7 @@ class TurnView(Vertical):
         self.index = index
 
     def compose(self) -> ComposeResult:
-        yield Static(Content.assemble(("Q ", "bold $primary"), self.turn.question), classes="question")
+        yield Static(Content.assemble(("Q ", "bold $primary"), inert(self.turn.question)), classes="question")
         yield Static(classes="answer")
         yield Static(classes="note")
         yield SourcesList(self.index, classes="sources")
@@ -137,7 +139,7 @@ class TurnView(Vertical):
         if self.turn.text:
             a = self.turn.answer
             weak = a.weak_sentences(self.app.settings.weak_support) if a is not None else ()
-            answer.update(answer_markup(self.turn.text, self.index, weak))
+            answer.update(answer_markup(inert(self.turn.text), self.index, tuple(inert(w) for w in weak)))
         elif self.turn.state == "running":
             answer.update(Content.styled("…", "dim"))
         else:
@@ -163,7 +165,7 @@ class TurnView(Vertical):
             weak = len(a.weak_sentences(self.app.settings.weak_support))
             text += f" · {weak} weakly supported (underlined)" if weak else ""
             text += " · quoted: no generated sentence passed the check" if a.extractive else ""
-        note.update(Content(text))
+        note.update(Content(inert(text)))
         note.set_class(t.state in ("cancelled", "failed") or bool(a and a.partial), "-warning")
         note.display = bool(text)
 
@@ -175,7 +177,7 @@ class TurnView(Vertical):
             for c in a.citations:
                 pages = page_span(c.page_start, c.page_end)
                 section = f" · {c.section}" if c.section else ""
-                sources.add_option(Option(Content.assemble((f"[{c.n}] ", "bold $accent"), c.title or c.arxiv_id,
-                                                           (f"  {paper_ref(c.arxiv_id)}{section} · {pages}", "dim")),
+                sources.add_option(Option(Content.assemble((f"[{c.n}] ", "bold $accent"), inert(c.title or c.arxiv_id),
+                                                           (inert(f"  {paper_ref(c.arxiv_id)}{section} · {pages}"), "dim")),
                                           id=str(c.n)))
         sources.display = sources.option_count > 0

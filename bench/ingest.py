@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
+from foundation.hardware import cpu_description  # noqa: E402
 from foundation.config import Settings  # noqa: E402
 from foundation.types import PaperStatus, ProgressEvent  # noqa: E402
 
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="Ingest every paper of the mirror (53 in ../shared/papers)")
     args = parser.parse_args()
 
+    print(f"CPU: {cpu_description()}")
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     ids = [m["arxiv_id"] for m in json.loads((args.mirror / "manifest.json").read_text())]
     ids = ids if args.all else ids[:args.papers]

@@ -25,6 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.api import Assistant  # noqa: E402
+from foundation.hardware import cpu_description  # noqa: E402
 from foundation.config import load_settings  # noqa: E402
 from assistant.engine.passages import answer_messages, pick_messages, quote_messages  # noqa: E402
 from assistant.llm.client import OpenAICompatibleLLM  # noqa: E402
@@ -63,6 +64,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    print(f"CPU: {cpu_description()} (of this process; start the server under the same ONEDNN_MAX_CPU_ISA)")
     settings = load_settings(home=args.home, offline=True, llm_base_url=args.llm_url, llm_model=args.llm_model)
     llm = OpenAICompatibleLLM(args.llm_url, args.llm_model, timeout_s=600)
     assistant = Assistant(settings, llm=llm)

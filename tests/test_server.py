@@ -119,8 +119,9 @@ def test_command_and_environment(tmp_path: Path) -> None:
     assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert ["--served-model-name", "m"] == cmd[cmd.index("--served-model-name"):][:2]
     assert "--enforce-eager" in cmd and ["--max-model-len", "2048"] == cmd[cmd.index("--max-model-len"):][:2]
+    assert ["--kv-cache-memory-bytes", str(3 * 2**30)] == cmd[cmd.index("--kv-cache-memory-bytes"):][:2]
     env = server.environment()
-    assert env["VLLM_CPU_KVCACHE_SPACE"] == "3" and env["VLLM_NO_USAGE_STATS"] == "1"
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env and env["VLLM_NO_USAGE_STATS"] == "1"
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
 
 
@@ -196,6 +197,11 @@ def test_ask_starts_a_server_that_stops_after_keep_alive(keepalive_home) -> None
     assert status["running"] and status["stops"] == "idle" and status["processes"] >= 2
     assert status["rss_bytes"] > 1_000_000_000  # a real model's memory, summed over its processes
     assert 0 < status["stops_in_s"] <= 20
+    # The first start measured this CPU's prefill on the path it chose, once, and status says it.
+    probes = json.loads((home / "server-probes.json").read_text())
+    (probe,) = probes.values()
+    assert probe["prompt_tokens"] > 100 and probe["seconds"] > 0 and "0.5b" in probe["model"]
+    assert re.match(r"prefill \d+ tokens/s on this CPU \((int8 weights, )?\w+", status["speed"]), status["speed"]
     family = procs.family(status["pid"])
     deadline = time.monotonic() + 60
     while _alive_family(family) and time.monotonic() < deadline:
@@ -232,3 +238,22 @@ def test_negative_keep_alive_keeps_the_server(keepalive_home) -> None:
     assert status["running"] and status["stops"] == "never" and status["stops_in_s"] is None
     assert _cli(env, "server", "stop").stdout.strip() == "stopped"
     assert not _status(env)["running"]
+
+
+def test_kv_cache_sized_for_the_model_not_a_default(tmp_path: Path) -> None:
+    """The 1.5B's dims (28 layers, 2 KV heads of 128): 4 sequences of 4,096 tokens in float32 are 0.94 GB,
+    half that in bfloat16; a model without a readable config keeps the old 2 GiB."""
+    from assistant.llm.sizing import kv_bytes_per_token, kv_cache_bytes
+
+    model = tmp_path / "qwen-1.5b"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"num_hidden_layers": 28, "num_attention_heads": 12,
+                                                   "num_key_value_heads": 2, "hidden_size": 1536}))
+    assert kv_bytes_per_token(model, "float32") == 2 * 28 * 2 * 128 * 4
+    fp32 = kv_cache_bytes(model, "float32", 4096, 4)
+    assert 0.93e9 < fp32 < 1.0e9 and fp32 % (64 * 2**20) == 0
+    assert kv_cache_bytes(model, "bfloat16", 4096, 4) == fp32 // 2
+    assert kv_cache_bytes(tmp_path / "nowhere", "float32", 4096, 4) == 2 * 2**30
+    server = VLLMServer(_settings(tmp_path, llm_model_path=model, vllm_dtype="float32", vllm_max_model_len=4096))
+    cmd = server.command()
+    assert cmd[cmd.index("--kv-cache-memory-bytes") + 1] == str(fp32)

@@ -63,6 +63,8 @@ def server_status(ctx: typer.Context, as_json: bool = typer.Option(False, "--jso
     if state.processes:
         out.print(f"memory: {gigabytes(state.pss_bytes)} (PSS; RSS summed over its {state.processes} processes: "
                   f"{gigabytes(state.rss_bytes)})", highlight=False, markup=False)
+    if state.speed:
+        out.print(f"speed: {state.speed}", highlight=False, markup=False)
     if state.stops_in_s is not None:
         out.print(f"stops in {duration(state.stops_in_s)} unless a request comes ({state.note})", highlight=False, markup=False)
     else:

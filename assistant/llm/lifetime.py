@@ -86,6 +86,7 @@ class ServerStatus:
     stops_in_s: float | None = None
     idle_s: float | None = None    # since the last request from any process
     note: str = ""
+    speed: str = ""                # the first start's measurement on this CPU (assistant/llm/probe.py)
 
     def to_json(self) -> dict:
         return asdict(self)

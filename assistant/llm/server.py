@@ -7,6 +7,7 @@ request (assistant/llm/lifetime.py), and every request from any process restarts
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -21,9 +22,11 @@ from typing import Callable, Iterator
 import httpx
 
 from foundation.config import Settings
-from foundation.hardware import cpu_has_int8_dot, fast_bf16, has_cuda_gpu
+from foundation.hardware import cpu_has_int8_gemm, cpu_kind, fast_bf16, has_cuda_gpu, isa_cap
 from foundation.locks import exclusive_lock
 from assistant.llm import int8, procs
+from assistant.llm.probe import Probe, ProbeRecord, advice, key_of, measure
+from assistant.llm.sizing import kv_cache_bytes
 from assistant.llm.lifetime import Lifetime, Policy, ServerStatus, gigabytes
 from assistant.llm.protocol import LLMError
 
@@ -97,9 +100,41 @@ class VLLMServer:
             self.lifetime.keep()
         elif pid is not None:
             self.lifetime.adopt(pid)
-        if self.started is not started_before and not keep:
-            (announce or _to_stderr)(self.start_notice())
+        if self.started is not started_before:
+            if not keep:
+                (announce or _to_stderr)(self.start_notice())
+            self._probe_once(url, say, announce or _to_stderr)
         return url
+
+    # --- the first start's measurement (assistant/llm/probe.py)
+    def weights(self) -> str:
+        """What the server computes with: 'int8 weights, bfloat16 activations', 'float32', ..."""
+        return f"int8 weights, {self.dtype()} activations" if self.int8() else self.dtype()
+
+    def probe_key(self) -> str:
+        return key_of(cpu_kind(), self.model, self.weights())
+
+    def probes(self) -> ProbeRecord:
+        return ProbeRecord(self.settings.home / "server-probes.json")
+
+    def probe(self) -> Probe | None:
+        """This CPU's measurement for the model and weights the server runs with, if taken."""
+        return self.probes().get(self.probe_key())
+
+    def _probe_once(self, url: str, say: Progress, announce: Progress) -> None:
+        if has_cuda_gpu() or self.probe() is not None:
+            return
+        say("measuring this CPU's prefill speed (once, ~5 s)")
+        try:
+            tokens, seconds = measure(url, self.model)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return  # a start is not failed by its measurement: the next start measures again
+        probe = Probe(cpu=cpu_kind(), model=self.model, weights=self.weights(), prompt_tokens=tokens,
+                      seconds=seconds, measured_at=time.time())
+        probe.advice = advice(probe, Path(self.settings.llm_model_path))
+        self.probes().put(probe)
+        if probe.advice:
+            announce(probe.advice)
 
     def start_notice(self) -> str:
         """'started the local model server (0.5B, int8, ~6.1 GB of memory); it stops after 5 min without a
@@ -142,8 +177,12 @@ class VLLMServer:
         return True
 
     def status(self) -> ServerStatus:
-        """Whether it runs, its processes' memory, and when keep-alive stops it."""
-        return self.lifetime.status(self.pid(), self.is_healthy(), self.base_url)
+        """Whether it runs, its processes' memory, when keep-alive stops it, and this CPU's measured speed."""
+        state = self.lifetime.status(self.pid(), self.is_healthy(), self.base_url)
+        probe = self.probe()
+        if probe is not None and state.managed:
+            state = dataclasses.replace(state, speed=probe.describe() + (f"; {probe.advice}" if probe.advice else ""))
+        return state
 
     # --- internals
     def command(self) -> list[str]:
@@ -151,26 +190,40 @@ class VLLMServer:
         cmd = [str(s.vllm_python), "-m", "vllm.entrypoints.openai.api_server",
                "--model", str(self._model_ref()), "--served-model-name", s.llm_model,
                "--host", HOST, "--port", str(self.port), "--dtype", self.dtype(),
-               "--max-model-len", str(s.vllm_max_model_len), "--enable-prefix-caching"]
+               "--max-model-len", str(s.vllm_max_model_len), "--enable-prefix-caching",
+               "--kv-cache-memory-bytes", str(self.kv_cache_bytes())]
         if s.vllm_enforce_eager:
             cmd.append("--enforce-eager")
         return cmd
 
     def dtype(self) -> str:
-        """bfloat16 where the hardware computes in it; float32 on CPUs that would emulate it (AVX2 only)."""
+        """bfloat16 where the hardware computes in it, or where int8 GEMMs do the heavy work (the activations
+        between them then cost half the memory: 1.5B on an AVX2 CPU 5.5 GB against 8.6 GB with float32, at
+        the same prefill speed, bench/int8.py); float32 where bfloat16 GEMMs would be emulated (AVX2 only)."""
         if self.settings.vllm_dtype != "auto":
             return self.settings.vllm_dtype
-        return "bfloat16" if fast_bf16() else "float32"
+        return "bfloat16" if fast_bf16() or self.int8() else "float32"
+
+    def kv_cache_bytes(self) -> int:
+        """The KV cache the server reserves: as set, or room for vllm_kv_sequences full-length sequences."""
+        s = self.settings
+        if s.vllm_kv_cache_gib is not None:
+            return int(s.vllm_kv_cache_gib * 2**30)
+        return kv_cache_bytes(Path(s.llm_model_path), self.dtype(), s.vllm_max_model_len, s.vllm_kv_sequences)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("VLLM_CPU_KVCACHE_SPACE", None)  # vLLM's CPU platform would let it override the size chosen here
         env.update({
             "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-            "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm_kv_cache_gib),
             "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
         })
         if self._is_local_model():
             env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        if isa_cap():  # an AVX-512 machine standing in for an AVX2 one: vLLM must load its AVX2 kernels too
+            env["ATEN_CPU_CAPABILITY"] = env.get("ATEN_CPU_CAPABILITY") or isa_cap()
+            env["MKL_ENABLE_INSTRUCTIONS"] = env.get("MKL_ENABLE_INSTRUCTIONS") or "AVX2"  # MKL reads no oneDNN cap
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ISA_CAP_SHIM), env.get("PYTHONPATH", "")) if p)
         return env
 
     def _is_local_model(self) -> bool:
@@ -180,7 +233,7 @@ class VLLMServer:
         """Serve the local folder's int8 twin: on by setting, or auto on a GPU-less CPU with int8 dot products."""
         choice = self.settings.vllm_int8
         if choice == "auto":
-            return (cpu_has_int8_dot() and not has_cuda_gpu() and self._is_local_model()
+            return (cpu_has_int8_gemm() and not has_cuda_gpu() and self._is_local_model()
                     and int8.can_quantise(Path(self.settings.llm_model_path)))
         return choice == "on"
 
@@ -269,6 +322,9 @@ class VLLMServer:
     def _reap(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
             self._proc = None
+
+
+ISA_CAP_SHIM = Path(__file__).resolve().parent / "isa_cap"
 
 
 def _model_hint(path: Path) -> str:

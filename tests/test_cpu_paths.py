@@ -1,0 +1,101 @@
+"""Which path a CPU gets: the ISA cap that makes an AVX-512 machine choose and compute as an AVX2 one, the
+server's environment under it, and the first start's measurement (record, advice) against a loopback server."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from assistant.llm.probe import ANSWER_PROMPT_TOKENS, Probe, ProbeRecord, advice, measure
+from assistant.llm.server import ISA_CAP_SHIM, VLLMServer
+from foundation import hardware
+from foundation.config import Settings
+
+
+@pytest.fixture
+def capped(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+
+def test_the_cap_hides_avx512_and_vnni(capped) -> None:
+    flags = hardware._cpu_flags()
+    assert not any(f.startswith(("avx512", "amx")) for f in flags) and "avx_vnni" not in flags
+    assert not hardware.cpu_has_int8_dot() and not hardware.cpu_has_native_bf16()
+    kind = hardware.cpu_kind()
+    assert kind.startswith(("AVX2", "older"))
+    if "avx512f" in hardware._real_cpu_flags():
+        assert "capped from AVX-512" in kind and "capped" in hardware.cpu_description()
+
+
+def test_avx2_gets_int8_weights_with_bfloat16_activations(capped, tmp_path: Path) -> None:
+    """On AVX2 the int8 twin pays (README, How vLLM runs here); the activations between its GEMMs go bfloat16."""
+    if "avx2" not in hardware._real_cpu_flags():
+        pytest.fail("this test needs an x86 CPU with AVX2 (every machine this project runs on has it)")
+    model = tmp_path / "qwen2.5-coder-1.5b-instruct"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"num_hidden_layers": 28, "num_attention_heads": 12,
+                                                   "num_key_value_heads": 2, "hidden_size": 1536}))
+    (model / "model.safetensors").write_bytes(b"")
+    server = VLLMServer(Settings(home=tmp_path / "home", llm_model=model.name, llm_model_path=model,
+                                 vllm_python=Path(sys.executable)))
+    assert hardware.cpu_has_int8_gemm()
+    assert server.weights() == ("int8 weights, bfloat16 activations" if server.int8() else "float32")
+    env = server.environment()
+    assert env["PYTHONPATH"].split(":")[0] == str(ISA_CAP_SHIM) and env["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert env["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+
+
+def test_the_shim_makes_torch_report_no_avx512(capped, monkeypatch) -> None:
+    import subprocess
+
+    monkeypatch.setenv("PYTHONPATH", str(ISA_CAP_SHIM))
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.cpu._is_avx512_supported())"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+class _SlowChat(BaseHTTPRequestHandler):
+    """An OpenAI-style endpoint that reports 300 prompt tokens after 0.3 s: 1,000 tokens/s."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert body["max_tokens"] == 1
+        threading.Event().wait(0.3)
+        reply = json.dumps({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 300}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_measure_record_and_advice(tmp_path: Path) -> None:
+    httpd = HTTPServer(("127.0.0.1", 0), _SlowChat)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        tokens, seconds = measure(f"http://127.0.0.1:{httpd.server_port}/v1", "m")
+    finally:
+        httpd.shutdown()
+    assert tokens == 300 and 0.3 <= seconds < 5
+    fast = Probe(cpu="AVX2", model="m", weights="float32", prompt_tokens=tokens, seconds=seconds, measured_at=0)
+    assert fast.first_token_s == pytest.approx(ANSWER_PROMPT_TOKENS * seconds / tokens)
+    big = tmp_path / "qwen2.5-coder-1.5b-instruct"
+    assert advice(fast, big) == ""  # fast enough: nothing to say
+    slow = fast.model_copy(update={"seconds": 10.0})  # 30 tokens/s: 20 s to the first token
+    said = advice(slow, big)
+    assert "~20 s" in said and str(tmp_path / "qwen2.5-coder-0.5b-instruct") in said
+    assert "0.5B" not in advice(slow, tmp_path / "qwen2.5-coder-0.5b-instruct")  # the small one has no smaller
+    record = ProbeRecord(tmp_path / "probes.json")
+    assert record.get(slow.key()) is None
+    record.put(slow)
+    record.put(fast.model_copy(update={"cpu": "AVX-512 BF16/VNNI"}))
+    assert record.get(slow.key()).seconds == 10.0 and len(record.all()) == 2
+    (tmp_path / "probes.json").write_text("{garbled")
+    assert record.all() == {}  # unreadable: measured again at the next start, never a crash

@@ -71,13 +71,6 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
-def cpu_has_int8_gemm() -> bool:
-    """A CPU where oneDNN's int8 GEMM beats float32: AVX-512 VNNI or AMX, and AVX2 too (vpmaddubsw: 32
-    multiply-adds an instruction against float32's 8; the 1.5B's prefill 1.3x float32's on an AVX2-capped
-    CPU, with a third of the memory: bench/int8.py, README "Answering")."""
-    return cpu_has_int8_dot() or "avx2" in _cpu_flags()
-
-
 def cpu_has_int8_dot() -> bool:
     """A CPU with int8 dot-product instructions wide enough for oneDNN's int8 GEMM (AVX-512 VNNI or AMX)."""
     return bool({"avx512_vnni", "amx_int8"} & _cpu_flags())

@@ -1,10 +1,10 @@
-"""The first start's measurement: how fast this machine prefills on the path the server was started with.
+"""The first start's measurement: how fast this machine prefills and decodes on the path the server chose.
 
-Prefill bounds the first token (the answer prompt is ~600 new tokens; the pick's reply is a few). A flag says
-what a CPU can do, not how fast this one does it beside everything else: so the first start of each
-(CPU, model, weights) measures it, about 5 seconds, keeps the number in the home, shows it in
-`server status`, and where the answer's first token would take longer than SLOW_FIRST_TOKEN_S says so once,
-naming the smaller model.
+Prefill bounds the first token (the answer prompt is ~600 new tokens); decode bounds the rest (the picked
+numbers and a direct answer of up to ~40 tokens). A flag says what a CPU can do, not how fast this one does
+it beside everything else: so the first start of each (CPU, model, weights) measures both, 5-10 seconds,
+keeps the numbers in the home, shows them in `server status`, and where an answer would take longer than
+SLOW_ANSWER_S says so once, naming the smaller model.
 """
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ import httpx
 from pydantic import BaseModel
 
 ANSWER_PROMPT_TOKENS = 600   # the default answer path's new prompt tokens (bench/ttft.py), about
-SLOW_FIRST_TOKEN_S = 10.0
+ANSWER_REPLY_TOKENS = 40     # the picked quotes' numbers and a direct answer of <= 30 words, about
+SLOW_ANSWER_S = 10.0
 PROBE_WORDS = 200            # ~260 tokens: ~5 s at the slowest path measured (AVX2, float32, 1.5B)
+PROBE_DECODE_TOKENS = 8
 
 
 class Probe(BaseModel):
@@ -27,6 +29,7 @@ class Probe(BaseModel):
     weights: str
     prompt_tokens: int
     seconds: float
+    decode_tok_s: float = 0.0
     measured_at: float
     advice: str = ""
 
@@ -39,42 +42,60 @@ class Probe(BaseModel):
         """The answer path's first token on this path, from the measured prefill rate."""
         return ANSWER_PROMPT_TOKENS / self.prefill_tok_s if self.prefill_tok_s else float("inf")
 
+    @property
+    def answer_s(self) -> float:
+        """An answer's total on this path: its prompt's prefill and a short reply's decode."""
+        decode = ANSWER_REPLY_TOKENS / self.decode_tok_s if self.decode_tok_s else 0.0
+        return self.first_token_s + decode
+
     def key(self) -> str:
         return key_of(self.cpu, self.model, self.weights)
 
     def describe(self) -> str:
-        return (f"prefill {self.prefill_tok_s:.0f} tokens/s on this CPU ({self.weights}): an answer's first token "
-                f"in ~{self.first_token_s:.0f} s")
+        return (f"prefill {self.prefill_tok_s:.0f} tokens/s, decode {self.decode_tok_s:.1f} tokens/s on this CPU "
+                f"({self.weights}): an answer's first token in ~{self.first_token_s:.0f} s, all of it in "
+                f"~{self.answer_s:.0f} s")
 
 
 def key_of(cpu: str, model: str, weights: str) -> str:
     return f"{cpu} | {model} | {weights}"
 
 
-def measure(base_url: str, model: str, timeout_s: float = 120.0) -> tuple[int, float]:
-    """(prompt tokens, seconds) of one fresh prompt (a random first line: no prefix cache) with one token out."""
+def measure(base_url: str, model: str, timeout_s: float = 120.0) -> tuple[int, float, float]:
+    """(prompt tokens, prefill seconds, decode tokens/s): one fresh prompt (a random first line defeats the
+    prefix cache) with one token out, then the same prompt again (now cached), streamed, with
+    PROBE_DECODE_TOKENS out: decode is the time between its first and last token."""
     rng = random.Random()
     words = " ".join(rng.choice(_WORDS) for _ in range(PROBE_WORDS))
     body = {"model": model, "messages": [{"role": "user", "content": f"{rng.random()}\n{words}"}],
-            "max_tokens": 1, "temperature": 0.0}
+            "max_tokens": 1, "temperature": 0.0, "ignore_eos": True}
     start = time.perf_counter()
     reply = httpx.post(f"{base_url}/chat/completions", json=body, timeout=timeout_s)
-    seconds = time.perf_counter() - start
+    prefill_s = time.perf_counter() - start
     reply.raise_for_status()
-    return int(reply.json()["usage"]["prompt_tokens"]), seconds
+    prompt_tokens = int(reply.json()["usage"]["prompt_tokens"])
+    stamps: list[float] = []
+    with httpx.stream("POST", f"{base_url}/chat/completions", timeout=timeout_s,
+                      json={**body, "max_tokens": PROBE_DECODE_TOKENS, "stream": True}) as events:
+        events.raise_for_status()
+        for line in events.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]" and json.loads(line[6:]).get("choices"):
+                stamps.append(time.perf_counter())
+    decode = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+    return prompt_tokens, prefill_s, decode
 
 
 def advice(probe: Probe, model_path: Path) -> str:
     """What to say when the answer's first token is slow here: the smaller model, if this is not it."""
-    if probe.first_token_s <= SLOW_FIRST_TOKEN_S:
+    if probe.answer_s <= SLOW_ANSWER_S:
         return ""
     small = model_path.parent / model_path.name.replace("1.5b", "0.5b")
     if small == model_path or "0.5b" in model_path.name.lower():
-        return (f"this CPU prefills {probe.prefill_tok_s:.0f} tokens/s with {probe.model}: an answer's first "
-                f"token takes ~{probe.first_token_s:.0f} s")
-    return (f"this CPU prefills {probe.prefill_tok_s:.0f} tokens/s with {probe.model} ({probe.weights}): an "
-            f"answer's first token takes ~{probe.first_token_s:.0f} s. The 0.5B model answers ~3x sooner, less "
-            f"well: set llm_model_path = \"{small}\" and llm_model = \"{small.name}\" (make setup-model-small)")
+        return (f"on this CPU {probe.model} takes ~{probe.first_token_s:.0f} s to an answer's first token and "
+                f"~{probe.answer_s:.0f} s to its end")
+    return (f"on this CPU {probe.model} ({probe.weights}) takes ~{probe.first_token_s:.0f} s to an answer's first "
+            f"token and ~{probe.answer_s:.0f} s to its end. The 0.5B model answers ~3x sooner, less well: set "
+            f"llm_model_path = \"{small}\" and llm_model = \"{small.name}\" (make setup-model-small)")
 
 
 class ProbeRecord:

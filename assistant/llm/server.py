@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import httpx
 
 from foundation.config import Settings
-from foundation.hardware import cpu_has_int8_gemm, cpu_kind, fast_bf16, has_cuda_gpu, isa_cap
+from foundation.hardware import cpu_has_int8_dot, cpu_kind, fast_bf16, has_cuda_gpu, isa_cap
 from foundation.locks import exclusive_lock
 from assistant.llm import int8, procs
 from assistant.llm.probe import Probe, ProbeRecord, advice, key_of, measure
@@ -124,13 +124,13 @@ class VLLMServer:
     def _probe_once(self, url: str, say: Progress, announce: Progress) -> None:
         if has_cuda_gpu() or self.probe() is not None:
             return
-        say("measuring this CPU's prefill speed (once, ~5 s)")
+        say("measuring this CPU's speed with this model (once, 5-10 s)")
         try:
-            tokens, seconds = measure(url, self.model)
+            tokens, seconds, decode = measure(url, self.model)
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return  # a start is not failed by its measurement: the next start measures again
         probe = Probe(cpu=cpu_kind(), model=self.model, weights=self.weights(), prompt_tokens=tokens,
-                      seconds=seconds, measured_at=time.time())
+                      seconds=seconds, decode_tok_s=decode, measured_at=time.time())
         probe.advice = advice(probe, Path(self.settings.llm_model_path))
         self.probes().put(probe)
         if probe.advice:
@@ -197,12 +197,10 @@ class VLLMServer:
         return cmd
 
     def dtype(self) -> str:
-        """bfloat16 where the hardware computes in it, or where int8 GEMMs do the heavy work (the activations
-        between them then cost half the memory: 1.5B on an AVX2 CPU 5.5 GB against 8.6 GB with float32, at
-        the same prefill speed, bench/int8.py); float32 where bfloat16 GEMMs would be emulated (AVX2 only)."""
+        """bfloat16 where the hardware computes in it; float32 on CPUs that would emulate it (AVX2 only)."""
         if self.settings.vllm_dtype != "auto":
             return self.settings.vllm_dtype
-        return "bfloat16" if fast_bf16() or self.int8() else "float32"
+        return "bfloat16" if fast_bf16() else "float32"
 
     def kv_cache_bytes(self) -> int:
         """The KV cache the server reserves: as set, or room for vllm_kv_sequences full-length sequences."""
@@ -230,10 +228,12 @@ class VLLMServer:
         return Path(self.settings.llm_model_path).exists()
 
     def int8(self) -> bool:
-        """Serve the local folder's int8 twin: on by setting, or auto on a GPU-less CPU with int8 dot products."""
+        """Serve the local folder's int8 twin: on by setting, or auto on a GPU-less CPU with AVX-512 VNNI/AMX.
+        Not on AVX2: there oneDNN's int8 GEMM prefills 1.40x float32's speed but decodes at 0.38x (it packs
+        the weights again for every one-token step), so an answer takes longer (README, How vLLM runs here)."""
         choice = self.settings.vllm_int8
         if choice == "auto":
-            return (cpu_has_int8_gemm() and not has_cuda_gpu() and self._is_local_model()
+            return (cpu_has_int8_dot() and not has_cuda_gpu() and self._is_local_model()
                     and int8.can_quantise(Path(self.settings.llm_model_path)))
         return choice == "on"
 

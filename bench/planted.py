@@ -6,9 +6,10 @@
 A phrasing counts as caught when, planted between two sentences of a real paper, nothing of it is left after
 sanitising. The sets, in the order they were written (each measured once with the detector frozen, then the
 detector revised in the light of its misses, after which it is development data):
-tests/planted_dev.txt, tests/planted_heldout.txt (1), _heldout2 (2), _heldout3 (3), _heldout4 (4, still held out).
+tests/planted_dev.txt, tests/planted_heldout.txt (1), _heldout2 (2), _heldout3 (3), _heldout4 (4), _heldout5 (5,
+still held out: measured once, 23 of 45, with the detector frozen at its third revision).
 Real sentences: tests/planted_corpus.txt (300 sentences of the corpus about assistants, models, prompts,
-reviewers or the reader, apart from those tuned on). --corpus also parses every paper in ../shared/papers and
+reviewers or the reader, apart from those tuned on) and tests/planted_legit5.txt (60 more, held out with set 5). --corpus also parses every paper in ../shared/papers and
 reports the share of all their prose sentences cut (slow: a few minutes). The baseline beside it is the phrase
 list the sanitiser had before (INSTRUCTION_LIKE, kept here only to measure against).
 """
@@ -27,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from assistant.engine.passages import REMOVED, sanitize_passage  # noqa: E402
 
 SETS = ["planted_dev.txt", "planted_heldout.txt", "planted_heldout2.txt", "planted_heldout3.txt",
-        "planted_heldout4.txt"]
+        "planted_heldout4.txt", "planted_heldout5.txt"]
+REAL = ["planted_corpus.txt", "planted_legit5.txt"]
 BEFORE = "Grouped-query attention shares one key and value head per group of query heads."
 AFTER = "Uptraining takes 5% of the original pre-training compute."
 # The phrase list the sanitiser used before the detector (assistant/engine/passages.py at 1bf165e).
@@ -98,13 +100,15 @@ def main() -> None:
         now = sum(caught(p) for p in items)
         before = sum(caught_before(p) for p in items)
         print(f"{name:<32} {now:>3}/{len(items):<3} {now / len(items):>4.0%} {before:>9}/{len(items):<3} {before / len(items):>4.0%}")
-    corpus = [line.split("\t", 1)[1] for line in lines(ROOT / "tests" / "planted_corpus.txt")]
-    now = [s for s in corpus if cut(s)]
-    before = [s for s in corpus if any(OLD.search(x) for x in OLD_SENTENCE.findall(s) if x.strip())]
-    print(f"\n{'real sentences wrongly removed':<32} {len(now):>3}/{len(corpus):<3} {len(now) / len(corpus):>4.1%} "
-          f"{len(before):>9}/{len(corpus):<3} {len(before) / len(corpus):>4.1%}")
-    for sentence in now:
-        print(f"  cut: {sentence[:150]}")
+    print(f"\n{'real sentences wrongly removed':<32}")
+    for name in REAL:
+        corpus = [line.split("\t", 1)[1] for line in lines(ROOT / "tests" / name)]
+        now = [s for s in corpus if cut(s)]
+        before = [s for s in corpus if any(OLD.search(x) for x in OLD_SENTENCE.findall(s) if x.strip())]
+        print(f"{name:<32} {len(now):>3}/{len(corpus):<3} {len(now) / len(corpus):>4.1%} "
+              f"{len(before):>9}/{len(corpus):<3} {len(before) / len(corpus):>4.1%}")
+        for sentence in now:
+            print(f"  cut: {sentence[:150]}")
     if opts.corpus:
         removed, total = whole_corpus()
         print(f"\nevery prose sentence of the corpus: {removed} of {total} cut ({removed / total:.2%})")

@@ -31,23 +31,24 @@ def caught(phrasing: str) -> bool:
 
 
 @pytest.mark.parametrize("name", ["planted_dev.txt", "planted_heldout.txt", "planted_heldout2.txt",
-                                  "planted_heldout3.txt"])
+                                  "planted_heldout3.txt", "planted_heldout4.txt"])
 def test_development_phrasings_are_all_cut(name):
     missed = [p for p in lines(name) if not caught(p)]
     assert not missed, missed
 
 
 def test_the_held_out_phrasings_measured_once():
-    """tests/planted_heldout4.txt was measured once with the detector frozen: 23 of 30. This keeps that level; the
-    issue's target is 95% (bench/planted.py prints both)."""
-    phrasings = lines("planted_heldout4.txt")
+    """tests/planted_heldout5.txt was measured once with the detector frozen: 23 of 45 (51%). This keeps that
+    level; the issue's target is 95% (bench/planted.py prints both)."""
+    phrasings = lines("planted_heldout5.txt")
     assert len(phrasings) >= 30
     assert sum(caught(p) for p in phrasings) >= 23
 
 
-def test_real_sentences_about_assistants_and_models_stay():
-    corpus = [line.split("\t", 1)[1] for line in lines("planted_corpus.txt")]
-    assert len(corpus) >= 100
+@pytest.mark.parametrize("name", ["planted_corpus.txt", "planted_legit5.txt"])
+def test_real_sentences_about_assistants_and_models_stay(name):
+    corpus = [line.split("\t", 1)[1] for line in lines(name)]
+    assert len(corpus) >= 60
     removed = [s for s in corpus if sanitize_passage(s)[1]]
     assert len(removed) <= 0.02 * len(corpus), removed
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.llm.probe import ANSWER_PROMPT_TOKENS, ANSWER_REPLY_TOKENS, Probe, ProbeRecord, advice, measure
+from assistant.llm.probe import (ANSWER_PROMPT_TOKENS, ANSWER_REPLY_TOKENS, Probe, ProbeRecord, advice, measure,
+                                  probe_once)
 from assistant.llm.server import ISA_CAP_SHIM, VLLMServer
 from foundation import hardware
 from foundation.config import Settings
@@ -88,7 +89,13 @@ def test_measure_record_and_advice(tmp_path: Path) -> None:
     httpd = HTTPServer(("127.0.0.1", 0), _SlowChat)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        tokens, seconds, decode = measure(f"http://127.0.0.1:{httpd.server_port}/v1", "m")
+        url = f"http://127.0.0.1:{httpd.server_port}/v1"
+        tokens, seconds, decode = measure(url, "m")
+        said_once: list[str] = []
+        kept = ProbeRecord(tmp_path / "kept.json")
+        done = probe_once(kept, url, "AVX2", "m", "float32", tmp_path / "qwen2.5-coder-1.5b-instruct", said_once.append)
+        assert done is not None and kept.get(done.key()) == done and said_once == []  # ~1 s: nothing to say
+        assert probe_once(kept, "http://127.0.0.1:9/v1", "AVX2", "m", "int8", tmp_path, said_once.append) is None
     finally:
         httpd.shutdown()
     assert tokens == 300 and 0.3 <= seconds < 5 and 5 < decode <= 10.5

@@ -12,6 +12,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 from pydantic import BaseModel
@@ -96,6 +97,23 @@ def advice(probe: Probe, model_path: Path) -> str:
     return (f"on this CPU {probe.model} ({probe.weights}) takes ~{probe.first_token_s:.0f} s to an answer's first "
             f"token and ~{probe.answer_s:.0f} s to its end. The 0.5B model answers ~3x sooner, less well: set "
             f"llm_model_path = \"{small}\" and llm_model = \"{small.name}\" (make setup-model-small)")
+
+
+def probe_once(record: "ProbeRecord", url: str, cpu: str, model: str, weights: str, model_path: Path,
+               announce: Callable[[str], None]) -> Probe | None:
+    """Measure, keep the numbers, and say once when an answer will be slow; None when the server did not
+    answer the measurement (a start is not failed by it: the next start measures again)."""
+    try:
+        tokens, seconds, decode = measure(url, model)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+    probe = Probe(cpu=cpu, model=model, weights=weights, prompt_tokens=tokens, seconds=seconds,
+                  decode_tok_s=decode, measured_at=time.time())
+    probe.advice = advice(probe, model_path)
+    record.put(probe)
+    if probe.advice:
+        announce(probe.advice)
+    return probe
 
 
 class ProbeRecord:

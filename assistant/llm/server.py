@@ -25,7 +25,7 @@ from foundation.config import Settings
 from foundation.hardware import cpu_has_int8_dot, cpu_kind, fast_bf16, has_cuda_gpu, isa_cap
 from foundation.locks import exclusive_lock
 from assistant.llm import int8, procs
-from assistant.llm.probe import Probe, ProbeRecord, advice, key_of, measure
+from assistant.llm.probe import Probe, ProbeRecord, key_of, probe_once
 from assistant.llm.sizing import kv_cache_bytes
 from assistant.llm.lifetime import Lifetime, Policy, ServerStatus, gigabytes
 from assistant.llm.protocol import LLMError
@@ -111,30 +111,15 @@ class VLLMServer:
         """What the server computes with: 'int8 weights, bfloat16 activations', 'float32', ..."""
         return f"int8 weights, {self.dtype()} activations" if self.int8() else self.dtype()
 
-    def probe_key(self) -> str:
-        return key_of(cpu_kind(), self.model, self.weights())
-
-    def probes(self) -> ProbeRecord:
-        return ProbeRecord(self.settings.home / "server-probes.json")
-
     def probe(self) -> Probe | None:
         """This CPU's measurement for the model and weights the server runs with, if taken."""
-        return self.probes().get(self.probe_key())
+        return ProbeRecord(self.settings.home / "server-probes.json").get(key_of(cpu_kind(), self.model, self.weights()))
 
     def _probe_once(self, url: str, say: Progress, announce: Progress) -> None:
-        if has_cuda_gpu() or self.probe() is not None:
-            return
-        say("measuring this CPU's speed with this model (once, 5-10 s)")
-        try:
-            tokens, seconds, decode = measure(url, self.model)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            return  # a start is not failed by its measurement: the next start measures again
-        probe = Probe(cpu=cpu_kind(), model=self.model, weights=self.weights(), prompt_tokens=tokens,
-                      seconds=seconds, decode_tok_s=decode, measured_at=time.time())
-        probe.advice = advice(probe, Path(self.settings.llm_model_path))
-        self.probes().put(probe)
-        if probe.advice:
-            announce(probe.advice)
+        if not has_cuda_gpu() and self.probe() is None:
+            say("measuring this CPU's speed with this model (once, 5-10 s)")
+            probe_once(ProbeRecord(self.settings.home / "server-probes.json"), url, cpu_kind(), self.model,
+                       self.weights(), Path(self.settings.llm_model_path), announce)
 
     def start_notice(self) -> str:
         """'started the local model server (0.5B, int8, ~6.1 GB of memory); it stops after 5 min without a

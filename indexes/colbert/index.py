@@ -29,9 +29,10 @@ from indexes.store import IndexMismatch
 from indexes.versioned import VersionedDir
 from indexes.colbert.checkpoint import OFFLINE_CHECKPOINT, is_offline_name, resolve_checkpoint, shares_weights
 from indexes.colbert.encodings import EncodingSpool, SharedEncoder, encode_passages
+from indexes.colbert.meta import after_update, build_manifest, live_passages, write_meta
 # The colbert-ai internals live in plaid.py.
 from indexes.colbert.plaid import (CHUNK_PASSAGES, CODEC_FILES, PassageEncoder, PlaidBuilder, Progress,  # noqa: F401
-                                   SearcherView, compile_extensions, loud_progress, make_updater, provenance_digest,
+                                   SearcherView, colbert_config, compile_extensions, loud_progress, make_updater, provenance_digest,
                                    quiet_colbert, torch_threads, write_updated_index)
 
 FORMAT_VERSION = 1
@@ -270,15 +271,8 @@ class ColBERTIndex:
 
     # ------------------------------------------------------------------ configuration
     def _base_config(self, **extra):
-        from colbert.infra import ColBERTConfig
-
-        ck = ColBERTConfig.load_from_checkpoint(self.checkpoint_path)
-        mine = ColBERTConfig(checkpoint=self.checkpoint_path, nbits=self.nbits, kmeans_niters=self.kmeans_niters,
-                             index_bsize=self.index_bsize, avoid_fork_if_possible=True, nranks=1, gpus=0,
-                             root=str(self.path / ".colbert-run"), **extra)
-        if self.query_maxlen:
-            mine.configure(query_maxlen=self.query_maxlen)
-        return ColBERTConfig.from_existing(ck, mine)
+        return colbert_config(self.checkpoint_path, self.path / ".colbert-run", self.query_maxlen, nbits=self.nbits,
+                              kmeans_niters=self.kmeans_niters, index_bsize=self.index_bsize, **extra)
 
     def _search_config(self, k: int):
         ndocs = max(self.ndocs, 4 * k)
@@ -297,11 +291,7 @@ class ColBERTIndex:
         return len(self._pid_of)
 
     def _live_passages(self) -> list[tuple[str, str, str]]:
-        folder = self._dir.current()
-        if folder is None or not (folder / "texts.jsonl").exists():
-            return []
-        texts = [json.loads(line) for line in (folder / "texts.jsonl").read_text().splitlines()]
-        return [(cid, aid, t) for cid, aid, t in zip(self._ids, self._arxiv, texts) if cid is not None]
+        return live_passages(self._dir.current(), self._ids, self._arxiv)
 
     def _refresh(self) -> None:
         """Load the live version if another one is held in memory (another process may have written it)."""
@@ -318,8 +308,6 @@ class ColBERTIndex:
         manifest = json.loads((folder / "manifest.json").read_text())
         recorded = {k: manifest.get(k) for k in self._identity()}
         if recorded != self._identity():
-
-
             raise IndexMismatch(
                 f"The ColBERT index in {self.path} was built with {recorded}; these settings ask for "
                 f"{self._identity()}. Rebuild it (`paper-assistant doctor --repair` after changing colbert_checkpoint back, or a new --home) or use the same checkpoint.")
@@ -343,12 +331,6 @@ class ColBERTIndex:
             final = self._dir.commit(build)
         self._set_empty(final.name, manifest)
 
-    def _write_meta(self, build: Path, ids, arxiv, texts_lines, manifest: dict) -> None:
-        (build / "pids.json").write_text(json.dumps({"ids": ids, "arxiv_ids": arxiv}))
-        with open(build / "texts.jsonl", "w") as fh:
-            fh.writelines(texts_lines)
-        (build / "manifest.json").write_text(json.dumps(manifest, indent=2))
-
     def _full_build(self, passages: list, progress: Progress | None, reason: str) -> None:
         """passages: (chunk id, arxiv id, text) or Chunk; builds a fresh index and swaps it in."""
         import torch
@@ -366,16 +348,9 @@ class ColBERTIndex:
                 torch.manual_seed(self.seed)
                 builder.run(None)
             meta = json.loads((build / "metadata.json").read_text())
-            manifest = {
-                **self._identity(), "checkpoint_path": self.checkpoint_path,
-                "checkpoint_provenance": provenance_digest(self.checkpoint_path),
-                "num_passages": len(passages), "num_embeddings": meta["num_embeddings"],
-                "embeddings_at_build": meta["num_embeddings"], "num_partitions": meta["num_partitions"],
-                "built_at": time.time(), "updated_at": time.time(), "build_reason": reason,
-                "build_seconds": round(time.perf_counter() - t0, 2),
-                "encoding": "shared" if self._shares() else "colbert-ai",
-            }
-            self._write_meta(build, [p[0] for p in passages], [p[1] for p in passages],
+            manifest = build_manifest(self._identity(), self.checkpoint_path, provenance_digest(self.checkpoint_path),
+                                      len(passages), meta, reason, time.perf_counter() - t0, self._shares())
+            write_meta(build, [p[0] for p in passages], [p[1] for p in passages],
                              [json.dumps(p[2]) + "\n" for p in passages], manifest)
             shutil.rmtree(build / ".colbert-run", ignore_errors=True)
             final = self._dir.commit(build)
@@ -411,18 +386,11 @@ class ColBERTIndex:
 
         with self._dir.building() as build:
             stats = write_updated_index(old, build, self._ranker, updater, old_n, set(remove_pids))
-            ids = list(self._ids) + [c.id for c in new]
-            arxiv = list(self._arxiv) + [c.arxiv_id for c in new]
-            for p in remove_pids:
-                ids[p] = arxiv[p] = None
-            old_texts = (old / "texts.jsonl").read_text().splitlines(keepends=True)
-            for p in remove_pids:
-                old_texts[p] = json.dumps("") + "\n"
-            texts = old_texts + [json.dumps(c.text) + "\n" for c in new]
+            ids, arxiv, texts = after_update(old, self._ids, self._arxiv, new, remove_pids)
             manifest = {**self._manifest, "num_passages": sum(1 for c in ids if c is not None),
                         "num_embeddings": stats["num_embeddings"], "updated_at": time.time()}
             manifest.pop("empty", None)
-            self._write_meta(build, ids, arxiv, texts, manifest)
+            write_meta(build, ids, arxiv, texts, manifest)
             final = self._dir.commit(build)
         self.last_stats = {"op": "update", "added": len(new), "removed": len(remove_pids),
                            "encode_seconds": round(t_enc, 2), "seconds": round(time.perf_counter() - t0, 2),

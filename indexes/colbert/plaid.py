@@ -43,6 +43,17 @@ def quiet_colbert(verbose: int) -> Iterator[None]:
             yield
 
 
+def colbert_config(checkpoint_path: str, root: Path, query_maxlen: int | None, **settings):
+    """colbert-ai's config: the checkpoint's own, with this index's settings (nbits, k-means, batch) on top."""
+    from colbert.infra import ColBERTConfig
+
+    mine = ColBERTConfig(checkpoint=checkpoint_path, avoid_fork_if_possible=True, nranks=1, gpus=0, root=str(root),
+                         **settings)
+    if query_maxlen:
+        mine.configure(query_maxlen=query_maxlen)
+    return ColBERTConfig.from_existing(ColBERTConfig.load_from_checkpoint(checkpoint_path), mine)
+
+
 def compile_extensions(verbose: int = 0) -> None:
     """Compile (or load, when compiled already) colbert-ai's C++ extensions: the scorer's segmented MaxSim,
     candidate filtering and residual decompression. Once per environment, 106 s on 2 cores; setup calls

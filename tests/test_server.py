@@ -201,7 +201,9 @@ def test_ask_starts_a_server_that_stops_after_keep_alive(keepalive_home) -> None
     probes = json.loads((home / "server-probes.json").read_text())
     (probe,) = probes.values()
     assert probe["prompt_tokens"] > 100 and probe["seconds"] > 0 and "0.5b" in probe["model"]
-    assert re.match(r"prefill \d+ tokens/s on this CPU \((int8 weights, )?\w+", status["speed"]), status["speed"]
+    assert re.match(r"prefill \d+ tokens/s, decode [\d.]+ tokens/s on this CPU \((int8 weights, )?\w+",
+                    status["speed"]), status["speed"]
+    assert probe["decode_tok_s"] > 0
     family = procs.family(status["pid"])
     deadline = time.monotonic() + 60
     while _alive_family(family) and time.monotonic() < deadline:

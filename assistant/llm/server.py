@@ -116,10 +116,18 @@ class VLLMServer:
         return ProbeRecord(self.settings.home / "server-probes.json").get(key_of(cpu_kind(), self.model, self.weights()))
 
     def _probe_once(self, url: str, say: Progress, announce: Progress) -> None:
-        if not has_cuda_gpu() and self.probe() is None:
-            say("measuring this CPU's speed with this model (once, 5-10 s)")
+        if has_cuda_gpu() or self.probe() is not None:
+            return
+        say("measuring this CPU's speed with this model (once, 5-10 s)")
+        with exclusive_lock(self.lifetime.lock_path):  # a request like any other: keep-alive waits for it
+            self.lifetime.touch()
+            held = self.lifetime.hold_request()
+        try:
             probe_once(ProbeRecord(self.settings.home / "server-probes.json"), url, cpu_kind(), self.model,
                        self.weights(), Path(self.settings.llm_model_path), announce)
+        finally:
+            self.lifetime.touch()
+            held.close()
 
     def start_notice(self) -> str:
         """'started the local model server (0.5B, int8, ~6.1 GB of memory); it stops after 5 min without a

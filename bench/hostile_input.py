@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from foundation.hardware import cpu_description  # noqa: E402
 from tests import hostile_pdfs  # noqa: E402
 from tests.conftest import make_mirror  # noqa: E402
 
@@ -48,16 +48,6 @@ out['seconds'] = time.perf_counter() - start
 out['rss_mb'] = int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024
 print(json.dumps(out))
 """
-
-
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f", {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def baseline() -> None:
@@ -127,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="hostile PDFs: time and memory")
     parser.add_argument("--ingest", action="store_true", help="also ingest them through the real CLI")
     opts = parser.parse_args()
-    print(f"CPU: {cpu()}")
+    print(f"CPU: {cpu_description()}")
     baseline()
     with tempfile.TemporaryDirectory() as tmp:
         made = parse_cases(Path(tmp))

@@ -16,8 +16,6 @@ list the sanitiser had before (INSTRUCTION_LIKE, kept here only to measure again
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import sys
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from foundation.hardware import cpu_description  # noqa: E402
 from assistant.engine.passages import REMOVED, sanitize_passage  # noqa: E402
 
 SETS = ["planted_dev.txt", "planted_heldout.txt", "planted_heldout2.txt", "planted_heldout3.txt",
@@ -64,16 +63,6 @@ def cut(sentence: str) -> bool:
     return sanitize_passage(sentence)[1]
 
 
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f", {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def whole_corpus() -> tuple[int, int]:
     from foundation.text import is_prose, split_sentences, squash
     from ingest.parse import parse_pdf
@@ -93,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="planted-instruction detector: caught and wrongly removed")
     parser.add_argument("--corpus", action="store_true", help="also every prose sentence of ../shared/papers")
     opts = parser.parse_args()
-    print(f"CPU: {cpu()}\n")
+    print(f"CPU: {cpu_description()}\n")
     print(f"{'planted phrasings':<32} {'now':>10} {'phrase list before':>20}")
     for name in SETS:
         items = lines(ROOT / "tests" / name)

@@ -107,7 +107,14 @@ def backup_path(store_path: Path) -> Path:
 def backup_store(db: sqlite3.Connection, store_path: Path) -> Path:
     """Copy the live store into its backup file beside it (online: other readers may run meanwhile)."""
     target = backup_path(store_path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    _copy_database(db, target, f".{target.name}.{os.getpid()}.tmp")
+    return target
+
+
+def _copy_database(db: sqlite3.Connection, target: Path, tmp_name: str) -> None:
+    """SQLite's online backup of `db` into a temporary file beside `target`, then swapped in whole: a reader
+    never sees half a copy."""
+    tmp = target.with_name(tmp_name)
     tmp.unlink(missing_ok=True)
     copy = sqlite3.connect(str(tmp))
     try:
@@ -115,7 +122,6 @@ def backup_store(db: sqlite3.Connection, store_path: Path) -> Path:
     finally:
         copy.close()
     os.replace(tmp, target)
-    return target
 
 
 def file_problem(path: Path) -> str | None:
@@ -152,13 +158,8 @@ def restore_store(store_path: Path) -> str:
             os.replace(old, aside)
             kept = kept or aside
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    tmp = store_path.with_name(f".{store_path.name}.restore.tmp")
-    tmp.unlink(missing_ok=True)
-    dst = sqlite3.connect(str(tmp))
     try:
-        src.backup(dst)
+        _copy_database(src, store_path, f".{store_path.name}.restore.tmp")
     finally:
-        dst.close()
         src.close()
-    os.replace(tmp, store_path)
     return f"store: restored from its backup {source}" + (f" (the damaged file is kept as {kept})" if kept else "")

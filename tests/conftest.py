@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(home: Path, *args: str, mirror: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """The real CLI as a user runs it, offline, BM25 only, with none of this shell's PAPER_ASSISTANT_* settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_ASSISTANT_")}
+    clean.update({"PAPER_ASSISTANT_INDEXES": '["bm25"]', "COLUMNS": "400", **env})  # no wrapping: whole lines
+    base = [sys.executable, "-m", "assistant", "--home", str(home), "--offline"]
+    base += ["--mirror", str(mirror)] if mirror is not None else []
+    return subprocess.run(base + list(args), capture_output=True, text=True, timeout=600, env=clean, cwd=ROOT)
+
+
+@pytest.fixture
+def misbehaving_llm(tmp_path):
+    """start(mode, **env) -> base URL of tests/misbehaving_llm.py on a free loopback port; its request log is
+    tmp_path / "llm.log"."""
+    procs: list[subprocess.Popen] = []
+
+    def start(mode: str, **env: str) -> str:
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "misbehaving_llm.py"), str(port)],
+                                env={**os.environ, "LLM_MODE": mode, "LLM_LOG": str(tmp_path / "llm.log"), **env},
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready"
+        return f"http://127.0.0.1:{port}/v1"
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")

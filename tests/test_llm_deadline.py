@@ -5,43 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from assistant.llm.client import OpenAICompatibleLLM
 from assistant.llm.protocol import LLMError
-from tests.conftest import SMALL_IDS, free_port, make_mirror
+from tests.conftest import SMALL_IDS, make_mirror, run_cli
 from tests.misbehaving_llm import MODEL
 
-ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "Why are the dot products scaled?"}]
 DEADLINE_S = 3.0
 SLACK_S = 1.5  # thread start, connection, the SDK's own bookkeeping on a shared 2-core machine
-
-
-@pytest.fixture
-def server(tmp_path):
-    """start(mode, **env) -> base URL of a misbehaving server; its request log is tmp_path / "llm.log"."""
-    procs = []
-
-    def start(mode: str, **env: str) -> str:
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "misbehaving_llm.py"), str(port)],
-                                env={**os.environ, "LLM_MODE": mode, "LLM_LOG": str(tmp_path / "llm.log"), **env},
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == "ready"
-        return f"http://127.0.0.1:{port}/v1"
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
 
 
 async def _astream(llm) -> str:
@@ -59,8 +34,8 @@ CALLS = {
 
 
 @pytest.mark.parametrize("call", list(CALLS))
-def test_keep_alives_every_20_s_end_at_the_deadline(server, call):
-    llm = OpenAICompatibleLLM(server("keepalive", LLM_KEEPALIVE_S="20"), MODEL, timeout_s=300, deadline_s=DEADLINE_S)
+def test_keep_alives_every_20_s_end_at_the_deadline(misbehaving_llm, call):
+    llm = OpenAICompatibleLLM(misbehaving_llm("keepalive", LLM_KEEPALIVE_S="20"), MODEL, timeout_s=300, deadline_s=DEADLINE_S)
     start = time.perf_counter()
     with pytest.raises(LLMError, match=r"did not finish within llm_deadline_s \(3 s\)"):
         CALLS[call](llm)
@@ -69,16 +44,16 @@ def test_keep_alives_every_20_s_end_at_the_deadline(server, call):
 
 
 @pytest.mark.parametrize("call", list(CALLS))
-def test_a_10_mb_token_flood_is_cut_at_the_cap(server, call, tmp_path):
-    llm = OpenAICompatibleLLM(server("flood"), MODEL, timeout_s=300, deadline_s=60)
+def test_a_10_mb_token_flood_is_cut_at_the_cap(misbehaving_llm, call, tmp_path):
+    llm = OpenAICompatibleLLM(misbehaving_llm("flood"), MODEL, timeout_s=300, deadline_s=60)
     start = time.perf_counter()
     with pytest.raises(LLMError, match="sent a reply longer than the tokens asked for"):
         CALLS[call](llm)
     assert time.perf_counter() - start < 5
 
 
-def test_an_answers_requests_share_one_deadline(server):
-    url = server("keepalive", LLM_KEEPALIVE_S="20")
+def test_an_answers_requests_share_one_deadline(misbehaving_llm):
+    url = misbehaving_llm("keepalive", LLM_KEEPALIVE_S="20")
     llm = OpenAICompatibleLLM(url, MODEL, timeout_s=300, deadline_s=DEADLINE_S)
     llm.begin_answer()
     try:
@@ -96,8 +71,8 @@ def test_an_answers_requests_share_one_deadline(server):
     assert time.perf_counter() - start >= DEADLINE_S - 0.2
 
 
-def test_a_well_behaved_server_is_untouched(server):
-    llm = OpenAICompatibleLLM(server("reply", LLM_REPLY="[2][1]"), MODEL, timeout_s=30, deadline_s=DEADLINE_S)
+def test_a_well_behaved_server_is_untouched(misbehaving_llm):
+    llm = OpenAICompatibleLLM(misbehaving_llm("reply", LLM_REPLY="[2][1]"), MODEL, timeout_s=30, deadline_s=DEADLINE_S)
     assert all(CALLS[c](llm) == "[2][1]" for c in ("chat", "stream", "stream_choices", "achat", "astream"))
 
 
@@ -106,26 +81,19 @@ def test_a_well_behaved_server_is_untouched(server):
 def gqa_home(tmp_path_factory):
     root = tmp_path_factory.mktemp("deadline")
     mirror = make_mirror(root / "mirror", [SMALL_IDS[1]])
-    done = _cli(root / "home", "--mirror", str(mirror), "ingest", SMALL_IDS[1])
+    done = run_cli(root / "home", "ingest", SMALL_IDS[1], mirror=mirror)
     assert done.returncode == 0, done.stderr[-2000:]
     return root / "home"
 
 
-def _cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_ASSISTANT_")}
-    clean.update({"PAPER_ASSISTANT_INDEXES": '["bm25"]', **env})
-    return subprocess.run([sys.executable, "-m", "assistant", "--home", str(home), "--offline", *args],
-                          capture_output=True, text=True, timeout=600, env=clean, cwd=ROOT)
-
-
 @pytest.mark.model
 @pytest.mark.parametrize("mode,why", [("keepalive", "llm_deadline_s"), ("flood", "longer than the tokens asked for")])
-def test_ask_ends_at_the_deadline_with_error_set(gqa_home, server, mode, why):
-    url = server(mode, LLM_KEEPALIVE_S="20")
+def test_ask_ends_at_the_deadline_with_error_set(gqa_home, misbehaving_llm, mode, why):
+    url = misbehaving_llm(mode, LLM_KEEPALIVE_S="20")
     start = time.perf_counter()
-    done = _cli(gqa_home, "--llm-url", url, "--llm-model", MODEL, "ask",
-                "How many key-value heads does grouped-query attention use?", "--json",
-                PAPER_ASSISTANT_LLM_DEADLINE_S="5")
+    done = run_cli(gqa_home, "--llm-url", url, "--llm-model", MODEL, "ask",
+                   "How many key-value heads does grouped-query attention use?", "--json",
+                   PAPER_ASSISTANT_LLM_DEADLINE_S="5")
     took = time.perf_counter() - start
     answer = json.loads(done.stdout)
     assert done.returncode == 1 and why in answer["error"], (done.returncode, answer.get("error"), done.stderr[-2000:])

@@ -6,18 +6,16 @@ the same data inert."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.hostile_pdfs import text_pdf
 from tests.misbehaving_llm import MODEL as LLM_MODEL
 
-ROOT = Path(__file__).resolve().parent.parent
 HOSTILE_ID = "2401.00077"
 ESCAPES = "\x1b]0;PWNED\x07 \x1b[2J \x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\ \x1b[31mred\x1b[0m"
 TITLE = f"Grouped Heads [/red] {ESCAPES} [link=http://evil.example]Title[/link]"
@@ -46,12 +44,6 @@ def _hostile_mirror(folder: Path) -> Path:
     return folder
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_ASSISTANT_")}
-    env.update({"PAPER_ASSISTANT_INDEXES": '["bm25"]', "COLUMNS": "400", **extra})  # no wrapping: whole titles
-    return env
-
-
 @pytest.fixture(scope="module")
 def hostile_home(tmp_path_factory):
     """A library holding the hostile paper, ingested by the real CLI; its home and mirror paths are hostile too."""
@@ -63,10 +55,7 @@ def hostile_home(tmp_path_factory):
 
 
 def run(*args: str, home: Path, mirror: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    base = [sys.executable, "-m", "assistant", "--home", str(home), "--offline"]
-    if mirror is not None:
-        base += ["--mirror", str(mirror)]
-    return subprocess.run(base + list(args), capture_output=True, text=True, timeout=600, env=_env(**env), cwd=ROOT)
+    return run_cli(home, *args, mirror=mirror, **env)
 
 
 def assert_inert(done: subprocess.CompletedProcess, code: int) -> str:
@@ -101,34 +90,13 @@ def test_json_keeps_the_characters_escaped(hostile_home):
     assert [p["paper"]["authors"] for p in papers if p["status"] == "ok"] == [AUTHORS]
 
 
-@pytest.fixture
-def llm_server(tmp_path):
-    """tests/misbehaving_llm.py on a free loopback port; `start(mode, **env)` returns its base URL."""
-    from tests.conftest import free_port
-
-    procs: list[subprocess.Popen] = []
-
-    def start(mode: str, **env: str) -> str:
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "misbehaving_llm.py"), str(port)],
-                                env={**os.environ, "LLM_MODE": mode, **env}, stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == "ready"
-        return f"http://127.0.0.1:{port}/v1"
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-
-
-def test_ask_prints_hostile_quotes_and_server_errors_inert(hostile_home, llm_server):
+def test_ask_prints_hostile_quotes_and_server_errors_inert(hostile_home, misbehaving_llm):
     home, _ = hostile_home
-    url = llm_server("reply", LLM_REPLY="[1][2][3]")
+    url = misbehaving_llm("reply", LLM_REPLY="[1][2][3]")
     answered = run("--llm-url", url, "--llm-model", LLM_MODEL, "ask", QUESTION, home=home)
     printed = assert_inert(answered, 0)
     assert "Sources" in printed and "[/red]" in printed
-    broken = llm_server("error")  # HTTP 500 whose message holds markup and escape sequences
+    broken = misbehaving_llm("error")  # HTTP 500 whose message holds markup and escape sequences
     failed = run("--llm-url", broken, "--llm-model", LLM_MODEL, "ask", QUESTION, home=home)
     printed = assert_inert(failed, 1)  # the model failed: exit 1 even with quotes shown in its place
     assert "model exploded [/red]" in printed and "[link=http://evil.example]x[/link]" in printed

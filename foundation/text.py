@@ -199,6 +199,22 @@ def lexical_terms(text: str) -> list[str]:
     return [stem(w) for w in _LEXICAL.findall(text.lower()) if w not in stop]
 
 
+# The words that make a query a question: "how many", "what", "did", "does"... The index (bm25s' short English
+# list) keeps them as terms, so a question searched word for word ranks passages that *ask* such questions (an
+# appendix of sample problems, "How many roses did she cut?") above the ones that answer: "How long did BLOOM's
+# training take, and on how many GPUs?" reached no BLOOM page. The word after "how" says what kind of answer is
+# wanted, not what it is about.
+_HOW_FRAME = re.compile(r"\bhow\s+(?:many|much|long|often|far|large|big|fast|old|well|high|low|small|deep|wide)\b", re.I)
+_QUESTION_WORDS = re.compile(r"\b(?:how|what|which|who|whom|whose|why|when|where|did|does|do|has|have|had|can|could"
+                             r"|would|should|will|shall|is|are|was|were|you|your|we|our|i|me|my)\b", re.I)
+
+
+def without_question_framing(query: str) -> str:
+    """The query for lexical search, without the words that only make it a question: "How many GPUs did BLOOM
+    use?" searches "GPUs BLOOM use" (the question keeps them for everything else that reads it)."""
+    return " ".join(_QUESTION_WORDS.sub(" ", _HOW_FRAME.sub(" ", query)).split())
+
+
 def without_heading(text: str, headings: Sequence[str]) -> str:
     """`text` without a leading copy of one of `headings` (a paper's title, a section's heading, or both
     joined by a comma), then any ", p. 7:" or punctuation after it: chunk text starts with its section's

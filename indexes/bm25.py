@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from foundation.text import without_question_framing
 from foundation.types import Chunk
 from indexes.store import IndexMismatch
 from indexes.versioned import VersionedDir
@@ -79,7 +80,8 @@ class BM25Index:
         self._refresh()
         if self._retriever is None or not self._ids or k <= 0:
             return []
-        toks = [self._vocab_index[t] for t in self._tokenize([query])[0] if t in self._vocab_index]
+        toks = [self._vocab_index[t] for t in self._tokenize([without_question_framing(query)])[0]
+                if t in self._vocab_index]
         if not toks:
             return []
         scores = self._retriever.get_scores_from_ids(toks)

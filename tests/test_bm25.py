@@ -10,7 +10,9 @@ from pathlib import Path
 
 
 from indexes.base import Index
+from foundation.text import without_question_framing
 from indexes.bm25 import BM25Index
+from tests.conftest import INDEX_TEST_IDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,3 +121,33 @@ def test_killed_writer_leaves_old_index(tmp_path, paper_chunks):
     index.add(paper_chunks["2310.06825"])  # the next writer cleans up and succeeds
     assert not list(path.glob(".build-*"))
     assert len(index) == len(base) + len(paper_chunks["2310.06825"])
+
+
+def _pages(arxiv_id: str, pages: tuple[int, ...]):
+    """One chunk per page (pypdf's text) of a real paper: enough to hold a page's wording without parsing it all."""
+    from pypdf import PdfReader
+
+    from foundation.types import Chunk
+    from tests.conftest import PAPERS
+
+    reader = PdfReader(str(PAPERS / f"{arxiv_id}.pdf"))
+    out = []
+    for p in pages:
+        text = reader.pages[p - 1].extract_text() or ""
+        out.append(Chunk(id=Chunk.make_id(arxiv_id, None, p, p, 0), arxiv_id=arxiv_id, page_start=p, page_end=p,
+                         char_start=0, char_end=len(text), text=text, n_tokens=len(text.split())))
+    return out
+
+
+def test_a_how_many_question_finds_the_answer_not_sample_questions(tmp_path, paper_chunks):
+    """CoT's appendix pages of math word problems ("How many roses did she cut?") once outranked BLOOM's
+    training pages for "How long did BLOOM's training take, and on how many GPUs?": "many" and "long" counted
+    as search terms. The word after "how" frames the question; it is not searched."""
+    samples = _pages("2201.11903", (29, 42))  # GSM8K/MAWPS sample problems: "How many ...?", "How much ...?"
+    bloom = _pages("2211.05100", (18, 21))  # 3.4.1 Hardware, 3.5 Training
+    index = BM25Index(tmp_path / "bm25")
+    index.add(all_chunks(paper_chunks, INDEX_TEST_IDS) + samples + bloom)
+    hits = index.search("How long did BLOOM's training take, and on how many GPUs?", 3)
+    assert hits[0][0] in {c.id for c in bloom}, hits
+    assert without_question_framing("How many GPUs, and how long did it take?") == "GPUs, and it take?"
+    assert without_question_framing("Why does a long context cost more?") == "a long context cost more?"

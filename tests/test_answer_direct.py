@@ -12,6 +12,8 @@ from assistant.engine.asks import asks_for, unanswered
 from assistant.engine.evidence import EvidenceSelector
 from assistant.engine.route import about_one_paper, paper_meant
 from assistant.engine.single_shot import SingleShot
+from assistant.engine.write import quotable_sentences
+from foundation.text import names_in, numbers_in
 from tests.test_answer import GatedLLM, answerer_for
 
 QUESTION = "How does grouped-query attention relate to multi-head and multi-query attention?"
@@ -78,6 +80,26 @@ def test_an_unsupported_direct_answer_is_dropped_and_recorded(setup):
     assert not answer.abstained and not answer.direct_answer and "37 groups" not in answer.text
     assert answer.verdicts[0].supported is False and "numbers" in answer.verdicts[0].note
     assert answer.text.startswith("\u201c")
+
+
+def test_a_direct_answer_from_a_quote_the_model_read_but_did_not_pick_is_shown_with_that_quote(setup):
+    """The small model picks three quotes and then answers from a fourth: the direct answer is checked against
+    the quote that holds its names, which is shown in place of the last pick it does not rest on."""
+    _, _, quotes = ask(setup, GatedLLM(["[0]"]))
+
+    def lacks(sentence, quote):  # a name or number of the sentence is not in the quote (nor its title, the question)
+        given = f"{quote.text} {quote.title} {QUESTION}".lower()
+        return not all(t in given for t in names_in(sentence) | numbers_in(sentence))
+
+    source, direct = next((q, x) for q in quotes for x in quotable_sentences(q.text)
+                          if len(x.split()) <= 40 and sum(lacks(x, o) for o in quotes if o.n != q.n) >= 3)
+    others = [o for o in quotes if o.n != source.n and lacks(direct, o)][:3]
+    picks = "".join(f"[{o.n}]" for o in others)
+    _, answer, _ = ask(setup, GatedLLM([f"{picks}\n{direct}"], support=0.9))
+    assert answer.direct_answer.startswith(direct[:-1]), answer.verdicts[0]
+    assert answer.citations[0].chunk_id == source.chunk_id and "[1]" in answer.direct_answer
+    assert len(set(re.findall(r"\[(\d+)\]", answer.text))) <= 3
+    assert quotable_sentences(others[2].text)[0] not in answer.text  # the last pick made room for the source
 
 
 def test_what_a_question_asks_for():

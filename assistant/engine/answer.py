@@ -23,7 +23,7 @@ from assistant.engine.gate import Gate, Signals, evidence_signals, model_for
 from assistant.engine.passages import gate_messages
 from assistant.engine.retrieve import Retrieval
 from assistant.engine.support import SupportChecker
-from assistant.engine.write import Draft, Writer
+from assistant.engine.write import Draft, Writer, direct_basis, show_also
 from assistant.llm.protocol import LLM, LLMError
 from foundation.config import Settings
 from foundation.types import Answer, AskEvent
@@ -144,7 +144,8 @@ class Answerer:
         # The direct answer may restate the question's own names and terms ("In T5's comparison of pre-training
         # objectives, ..."): they count as given, like the paper's title; its numbers must still be in the quotes.
         given = f"{quotes[picked[0] - 1].title} {question}" if picked else ""
-        direct = self.checker.submit(draft.direct, picked_text, given) if draft.direct and picked else None
+        basis = direct_basis(draft.direct, picked, quotes, given) if draft.direct and picked else []
+        direct = self.checker.submit(draft.direct, " ".join(quotes[n - 1].text for n in basis), given) if basis else None
         signals = replace(_with_p_yes(signals, p_yes, wait=True), p_none=draft.p_none)
         build.provenance = {**build.provenance, "signals": signals.as_dict()}
         why, p = self.gate.after_generation(signals, routed)
@@ -165,6 +166,10 @@ class Answerer:
             yield _final(build.decline(text, lacking, list(dict.fromkeys(picked)), p, checked.verdicts, draft))
         else:
             support = direct.result() if direct is not None else None
+            if support is not None and support.supported:
+                for n in basis[len(dict.fromkeys(picked)):]:  # the quote beyond the picks it rests on, shown too
+                    yield from show_also(quotes[n - 1], draft)
+                checked = collect_verdicts(draft, self.settings.unsupported == "remove")
             timings["verify_s"] = round(time.perf_counter() - start, 3)
             answer = build.from_draft(draft, checked, p, picked=self.settings.answer_style == "quotes",
                                       direct=(draft.direct, support))

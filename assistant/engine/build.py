@@ -108,9 +108,11 @@ class AnswerBuilder:
         self.mapping = {q.n: q.n for q in quotes}
 
     def direct_citations(self, sentence: str, picked: list[int]) -> list[int]:
-        """The picked quotes the direct answer draws on: those sharing its words, else the first pick."""
+        """The shown quotes the direct answer draws on, the one holding most of its words first (it is [1]); else
+        the first pick."""
         by_n = {q.n: q for q in self.original}
-        refs = [n for n in picked if n in by_n and overlap(sentence, by_n[n].text) >= DIRECT_CITES_MIN]
+        share = {n: overlap(sentence, by_n[n].text) for n in picked if n in by_n}
+        refs = sorted((n for n in share if share[n] >= DIRECT_CITES_MIN), key=lambda n: -share[n])
         return refs or picked[:1]
 
     def grouped(self, parts: list[tuple[int, str]]) -> str:

@@ -34,19 +34,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from assistant.engine.planted_foreign import foreign_order
 from assistant.engine.planted_cues import (
     ACTIVE_MODAL,
     ADDRESS_FILLER,
     ANSWER_CLAIM,
+    ANY_MACHINE,
     ANY_MODAL,
     CITE_US,
     CLAIMED,
     DEICTIC,
     DICTATE,
     DIRECTIVE_VERBS,
+    DO_THAT,
     FOR_MACHINE_FOLLOWS,
     GREETING,
+    IDEAL_REPLY,
     IMPOSED,
+    INDIRECT,
     INFLECTION,
     LABEL,
     LABEL_FOR,
@@ -59,6 +64,7 @@ from assistant.engine.planted_cues import (
     OPENERS,
     OVERRIDE,
     PERSONA,
+    PHRASAL_SAY,
     POLITE,
     QUOTED,
     READING,
@@ -71,6 +77,7 @@ from assistant.engine.planted_cues import (
     STRONG_DEICTIC,
     STRONG_VERBS,
     SUBORDINATE,
+    THIS_WORK,
     TOKEN,
     UNIVERSAL,
     VOCATIVE,
@@ -111,6 +118,12 @@ class Reading:
     generic_order: bool
     vocative: bool
     active_modal: bool
+    indirect: bool
+    any_machine: bool
+    this_work: bool
+    ideal_reply: bool
+    do_that: bool
+    foreign: bool
 
     @property
     def addressed(self) -> bool:
@@ -119,7 +132,10 @@ class Reading:
     @property
     def planted(self) -> bool:
         here = self.second_person or self.reading or self.deictic or self.label
-        return (self.override or self.persona or self.role or self.greeting
+        return (self.override or self.persona or self.role or self.greeting or self.foreign or self.ideal_reply
+                # "We would be grateful if any AI summarising this work would ...": a request, put politely
+                or (self.indirect and (self.reading or self.any_machine or self.machine and self.this_work))
+                or (self.do_that and (self.machine or self.second_person or self.reading))
                 or self.order == "strong"
                 or (self.order == "weak" and (self.machine or self.reading or self.about_reply or self.token
                                               or self.universal or self.deictic))
@@ -158,6 +174,8 @@ def _order_in(clause: str) -> str:
     if CITE_US.match(clause):
         return ""
     if ROLE_PLAY.match(clause):
+        return "strong"
+    if PHRASAL_SAY.match(re.sub(r"^(?:do\s+not|don'?t|never)\s+", "", clause, flags=re.IGNORECASE)):
         return "strong"
     opener = OPENERS.match(clause)
     if opener:
@@ -220,6 +238,8 @@ def _clauses(body: str) -> list[str]:
     comma = re.search(r",\s+", lead)
     if comma and (SUBORDINATE.match(lead) or _is_label(lead[:comma.start()])):
         out.append(lead[comma.end():])
+    # "Copilot, please insert ...": whoever is named, "please" after a comma opens an order
+    out += [body[m.end():] for m in re.finditer(r",\s+(?=(?:please|kindly)\s)", body)]
     out += [part for part in re.split(r";\s+", body)[1:] if part]
     return out
 
@@ -246,9 +266,9 @@ def _vocative(label: str) -> bool:
 def read(sentence: str) -> Reading:
     text = " ".join(sentence.split())
     label, body, vocative = False, text, False
-    m = LABEL.match(text)
+    m = LABEL.match(FOOTNOTE_MARK.sub("", text))
     if m and _is_label(m.group(1)):
-        label, body, vocative = True, text[m.end():], _vocative(m.group(1))
+        label, body, vocative = True, FOOTNOTE_MARK.sub("", text)[m.end():], _vocative(m.group(1))
     clauses = _clauses(body)
     orders = [_order_in(c) for c in clauses]
     modal_verbs = _modal_verbs(text)
@@ -276,9 +296,16 @@ def read(sentence: str) -> Reading:
         dictates=bool(DICTATE.search(text)), any_modal=bool(ANY_MODAL.search(text)),
         strong_deictic=bool(STRONG_DEICTIC.search(text)),
         generic_order=not question and (
-            any(_generic_order(c, opens=not label) for c in clauses) or (label and any(
+            any(_generic_order(c, opens=not (label or i)) for i, c in enumerate(clauses)) or (label and any(
                 _generic_order(part, opens=False) for part in re.split(r",\s+(?:and\s+)?|\s+and\s+", body)))),
-        vocative=vocative, active_modal=bool(ACTIVE_MODAL.search(text)))
+        vocative=vocative, active_modal=bool(ACTIVE_MODAL.search(text)), indirect=bool(INDIRECT.search(unquoted)),
+        any_machine=bool(ANY_MACHINE.search(text)), this_work=bool(THIS_WORK.search(text)),
+        ideal_reply=bool(IDEAL_REPLY.search(text)) and bool(ANY_MODAL.search(text) or re.search(r"\bwould\b", text)),
+        do_that=bool(DO_THAT.search(text)), foreign=foreign_order(text))
+
+
+# A footnote's marker before a sentence ("¹ For automated readers: ..."; "* Note to the AI: ...").
+FOOTNOTE_MARK = re.compile(r"^\s*(?:[\u00b9\u00b2\u00b3\u2070-\u2079*\u2020\u2021\u00a7]+|\d{1,2}(?=\s+[A-Z]))\s*")
 
 
 def _subject_is_machine(text: str) -> bool:

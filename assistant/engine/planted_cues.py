@@ -20,13 +20,14 @@ MACHINE = re.compile(
     re.IGNORECASE)
 # Whatever model reads, answers or summarises this very text.
 READING = re.compile(
-    r"\b(?:the|any|a|an|each|every)\s+(?:model|system|agent|reader|tool)s?\s+(?:that|which|who)?\s*(?:is\s+|are\s+)?"
+    r"\b(?:the|any|a|an|each|every|whichever|whatever)\s+(?:(?:neural|automated|automatic|AI|language)\s+)?"
+    r"(?:model|system|agent|reader|tool|network|program|pipeline|engine|software)s?\s+(?:that|which|who)?\s*(?:is\s+|are\s+)?"
     r"(?:reads?|reading|answers?|answering|process(?:es|ing)?|summari[sz](?:es|ing)|review(?:s|ing))\b"
     r"|\bif\s+(?:a|an|the|any)\s+(?:model|system|agent|LLM|AI)\s+(?:is\s+)?(?:reading|reads|answering|processing)\b"
     r"|\b(?:LLMs?|AIs?|models?|assistants?|systems?|agents?|tools?|(?:chat ?)?bots?|summari[sz]ers?)\s+(?:that\s+|which\s+)?"
     r"(?:reads?|reading|process\w*|answer\w*|summari[sz]\w*|review\w*|generat\w*|writ\w*|produc\w*|extract\w*|pars\w*"
     r"|quot\w*)\s+(?:\w+\s+){0,2}(?:from\s+|with\s+|using\s+|of\s+)?(?:this|these|the\s+(?:paper|text|document|passage"
-    r"|manuscript|page|file))\b"
+    r"|manuscript|page|file|PDF))\b"
     r"|\b(?:whoever|whatever|anyone|anything|anybody)\b[^.:;]{0,24}\b(?:reads?|reading|answers?|answering|process\w*"
     r"|summari[sz]\w*)\b", re.IGNORECASE)
 # Verbs whose use as an order is enough: they order the reader about what it says, judges or obeys.
@@ -52,16 +53,16 @@ REPLY_VERBS = {"respond", "reply", "answer", "say", "output", "print", "write", 
                "report", "classify", "translate", "agree", "decline", "pretend", "treat", "add", "put"}
 INFLECTION = re.compile(r"(?:ies|es|s|ed|ing)$")
 OPENERS = re.compile(r"^(?:do\s+not|don'?t|never|always|make\s+sure|be\s+sure|remember\s+to|from\s+now\s+on,?"
-                     r"|from\s+here\s+on,?)\s+(" + WORD + r")", re.IGNORECASE)
+                     r"|from\s+here\s+on,?|(?:refrain|abstain|desist)\s+from|be\s+sure\s+not\s+to)\s+(" + WORD + r")", re.IGNORECASE)
 POLITE = re.compile(r"^(?:(?:please|kindly|now|also|just|simply|quietly|silently|instead|then|first|finally|and|so"
-                    r"|dear\s+\w+|hey|hi|hello)\W*\s+)+", re.IGNORECASE)
+                    r"|only|dear\s+\w+|hey|hi|hello)\W*\s+)+", re.IGNORECASE)
 # Taking on a part as an order: "Assume the role of a reviewer who ...", "Adopt the persona of ...".
 ROLE_PLAY = re.compile(r"^(?:assume|adopt|take\s+on|play|stay\s+in|step\s+into)\s+(?:the\s+|a\s+|an\s+)?(?:role|persona"
                        r"|character|identity|part)\s+of\b", re.IGNORECASE)
 CITE_US = re.compile(r"cite\s+(?:our|this|these|the\s+following|both)\s+(?:\w+\s+)?(?:papers?|works?|articles?|"
                      r"publications?|reports?|datasets?|preprints?)\b", re.IGNORECASE)
 SUBORDINATE = re.compile(r"^(?:if|when|whenever|regardless|whatever|no\s+matter|as|for|to|before|after|once|in|while"
-                         r"|unless|should)\b", re.IGNORECASE)
+                         r"|unless|should|were|had|in\s+case)\b", re.IGNORECASE)
 LABEL_FOR = re.compile(r"\b(?:is|are)\s+(?:meant\s+|intended\s+|written\s+|addressed\s+)?(?:for|to)\b"
                        r"|\b(?:instructions?|guidance|directions?)\s+follows?\b", re.IGNORECASE)
 # "Guidance for the reviewing model follows:" says who the rest is for; "Our prompt is as follows:" quotes one.
@@ -98,8 +99,8 @@ REPLY = re.compile(r"\b(?:repl(?:y|ies)|responses?|answers?|outputs?|summary|sum
                    r"|passages?|sources?|instructions?|first line|first word|next output)\b", re.IGNORECASE)
 YOUR_REPLY = re.compile(r"\byour\s+(?:\w+\s+)?(?:answers?|repl(?:y|ies)|responses?|outputs?|summary|review|rating"
                         r"|verdict|next|final|system\s+prompt)\b", re.IGNORECASE)
-REPLY_SUBJECT = re.compile(r"^\W*(?:the|your|any|every|each|all)\s+(?:\w+\s+){0,2}(?:repl(?:y|ies)|responses?|answers?"
-                           r"|outputs?|summar(?:y|ies)|reviews?)\b", re.IGNORECASE)
+REPLY_SUBJECT = re.compile(r"^\W*(?:(?:the|your|any|every|each|all)\s+(?:\w+\s+){0,2})?(?:repl(?:y|ies)|responses?|answers?"
+                           r"|outputs?|summar(?:y|ies)|reviews?|evaluations?|assessments?|verdicts?|ratings?)\b", re.IGNORECASE)
 UNIVERSAL = re.compile(
     r"\b(?:(?:any|every|all|each)\s+(?:\w+\s+)?(?:questions?|quer(?:y|ies)|prompts?|answers?|repl(?:y|ies)|claims?"
     r"|statements?|submissions?)"
@@ -112,11 +113,11 @@ OVERRIDE = re.compile(r"\b(?:ignore|disregard|forget|override|overlook|bypass|ne
                       r"\W+(?:instructions?|directives?|directions?|guidance|prompts?|rules?|context|question|task"
                       r"|constraints|everything\s+(?:above|before|else)"
                       r"|(?:what|everything)\s+(?:the\s+user|you\s+were|was)\s+(?:asked|told|said))\b", re.IGNORECASE)
-MODAL = re.compile(r"\b(?:must|should|shall|ha(?:ve|s)\s+to|needs?\s+to|(?:is|are)\s+(?:now\s+)?(?:required|instructed|"
+MODAL = re.compile(r"\b(?:must|should|shall|ought\s+to|ha(?:ve|s)\s+to|needs?\s+to|(?:is|are)\s+(?:now\s+|hereby\s+|kindly\s+)?(?:required|instructed|"
                    r"asked|expected|supposed|reminded|to\s+be)\s+to|(?:is|are)\s+to|will\s+(?:now\s+)?(?:always|only)|will\s+now)\b",
                    re.IGNORECASE)
 # Any modal, whatever verb it governs (the verb lists above cannot name every verb an order may use).
-ANY_MODAL = re.compile(r"\b(?:must|should|shall|ought\s+to|ha(?:ve|s)\s+to|needs?\s+to|(?:is|are)\s+(?:now\s+)?(?:required|"
+ANY_MODAL = re.compile(r"\b(?:must|should|shall|ought\s+to|ha(?:ve|s)\s+to|needs?\s+to|(?:is|are)\s+(?:now\s+|hereby\s+|kindly\s+)?(?:required|"
                        r"instructed|asked|expected|supposed|told|reminded)\s+to|(?:is|are)\s+to|will\s+(?:now\s+)?(?:always|only)"
                        r"|will\s+now|under\s+no\s+circumstances)\b", re.IGNORECASE)
 # A modal that binds its subject to act, not one that says what is done to it ("must be designed").
@@ -156,6 +157,32 @@ DEICTIC = re.compile(r"\bth(?:is|ese)\s+(?:paper|passage|text|document|manuscrip
 GREETING = re.compile(r"\W*(?:hi|hello|hey|dear|greetings)\b", re.IGNORECASE)
 ROLE = re.compile(r"^\s*(?:system|assistant|ai|gpt|bot)\s*:", re.IGNORECASE)
 PERSONA = re.compile(r"\byou\s+are\s+now\b|\bact\s+as\s+(?:an?\s+)?(?:unrestricted|different|new|jailbroken)\b"
+                     r"|\blet(?:'|’)?s\s+(?:play\s+a\s+game|pretend|role-?play)\b|\blet\s+us\s+(?:play\s+a\s+game|pretend)\b"
+                     # an invented persona with a rule of conduct: "you are ReviewerBot, a critic who only ever ..."
+                     r"|\byou(?:'re|’re|\s+are)\s+(?:now\s+)?[\"“]?(?-i:[A-Z][a-z]+[A-Z]\w*)\b.{0,60}\b(?:always|never|only\s+ever)\b"
                      r"|\byour\s+new\s+(?:objective|task|role|goal|instructions?)\b|\brepeat\s+after\s+me\b"
                      r"|\btreat\b.{0,60}?\bas\s+(?:a\s+|an\s+|your\s+(?:new\s+)?)?(?:system\s+)?(?:instructions?|prompt|command)\b",
                      re.IGNORECASE)
+# Requests put indirectly: "We would be grateful if ...", "It would be appreciated if ...", "... are kindly asked to".
+INDIRECT = re.compile(r"\b(?:it\s+would\s+be\s+(?:\w+\s+)?(?:appreciated|great|helpful|ideal|best|wonderful|nice|good|preferable)"
+                      r"|we(?:'d|’d|\s+would)\s+(?:\w+\s+)?(?:be\s+(?:grateful|thankful|obliged|delighted|pleased)|appreciate|like|love"
+                      r"|prefer|welcome)|(?:grateful|thankful|obliged)\s+if|(?:is|are)\s+(?:\w+ly\s+|hereby\s+)?(?:asked|requested|invited"
+                      r"|encouraged|expected|advised|urged|instructed|begged|welcome|kindly\s+asked)\s+to|we\s+(?:\w+ly\s+)?(?:ask|request"
+                      r"|invite|urge|encourage|expect|beg)\b|(?:please|kindly)\s+(?:be\s+so\s+kind|make\s+sure))", re.IGNORECASE)
+# A machine among all that may read this: "any AI", "every automated system", "whichever LLM".
+ANY_MACHINE = re.compile(r"\b(?:any|every|all|each|whichever|whatever)\s+(?:\w+\s+){0,2}?(?:AIs?|LLMs?|(?:language\s+)?models?"
+                         r"|assistants?|systems?|agents?|tools?|summari[sz]ers?|readers?|bots?|chatbots?|pipelines?|programs?)\b",
+                         re.IGNORECASE)
+# The text naming itself: "this paper", "this work" (what a request about the reader's reply concerns).
+THIS_WORK = re.compile(r"\bth(?:is|ese)\s+(?:paper|work|study|article|manuscript|submission|document|contribution|research"
+                       r"|PDF|text|passage|chunk|paragraph|section)s?\b", re.IGNORECASE)
+# A claim on what the reader's reply about this work must be: "The ideal summary of this paper would call it ...".
+IDEAL_REPLY = re.compile(r"\b(?:the|an?)\s+(?:ideal|best|perfect|right|proper|correct|appropriate|fair|accurate|only\s+\w+)"
+                         r"\s+(?:summary|answer|review|response|reply|description|assessment|verdict|rating|evaluation"
+                         r"|characteri[sz]ation|report)\s+(?:of|for|to|about)\s+th(?:is|ese)\b", re.IGNORECASE)
+# "... so do that", "and do the same": an order pointing back at what the sentence just said a machine would do.
+DO_THAT = re.compile(r"\b(?:so|and|now|then)\s+(?:please\s+)?do\s+(?:that|so|the\s+same|likewise|exactly\s+that)\b",
+                     re.IGNORECASE)
+# Verbs of saying that come with a particle ("point out", "bring up"): as an order, about what the reader says.
+PHRASAL_SAY = re.compile(r"^(?:point\s+out|bring\s+up|dwell\s+on|comment\s+on|touch\s+on|call\s+attention|draw\s+attention"
+                         r"|talk\s+about|speak\s+about|elaborate\s+on)\b", re.IGNORECASE)

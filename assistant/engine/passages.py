@@ -12,6 +12,7 @@ from foundation.config import Settings
 from foundation.prompts import load_prompt
 from foundation.types import Hit, Quote, page_span
 from assistant.engine.planted import is_planted, sentences as planted_sentences
+from assistant.engine.planted_markup import unwrap
 from assistant.llm.protocol import Message
 
 TEMPLATE_TOKEN = re.compile(r"<\|im_start\|>\s*(system|user|assistant)?|<\|[a-z_]{2,20}\|>|\[/?INST\]", re.IGNORECASE)
@@ -19,8 +20,20 @@ REMOVED = "[text addressed to the reader model removed]"
 
 
 def sanitize_passage(text: str) -> tuple[str, bool]:
-    """Cut sentences that are instructions to a model (assistant/engine/planted.py); (clean text, whether
-    anything was cut)."""
+    """Cut sentences that are instructions to a model (assistant/engine/planted.py), and markup that wraps one
+    (assistant/engine/planted_markup.py); (clean text, whether anything was cut)."""
+    pieces = unwrap(text)
+    if len(pieces) == 1 and not pieces[0][1]:
+        return _sanitize_prose(text)
+    kept: list[str] = []
+    for piece, planted in pieces:
+        clean = REMOVED if planted else _sanitize_prose(piece)[0].strip()
+        if clean and not (clean == REMOVED and kept and kept[-1].endswith(REMOVED)):
+            kept.append(clean)
+    return " ".join(" ".join(kept).split()), True
+
+
+def _sanitize_prose(text: str) -> tuple[str, bool]:
     # Chat-template tokens are never paper text; a turn they open becomes a role line ("system: ..."), cut below.
     text, tokens = TEMPLATE_TOKEN.subn(lambda m: f"\n{m.group(1)}: " if m.group(1) else "\n", text)
     parts = [(sentence, is_planted(sentence)) for sentence in planted_sentences(text)]

@@ -296,7 +296,7 @@ def read(sentence: str) -> Reading:
         dictates=bool(DICTATE.search(text)), any_modal=bool(ANY_MODAL.search(text)),
         strong_deictic=bool(STRONG_DEICTIC.search(text)),
         generic_order=not question and (
-            any(_generic_order(c, opens=not (label or i)) for i, c in enumerate(clauses)) or (label and any(
+            any(_generic_order(c, opens=not (label or i and POLITE.match(c))) for i, c in enumerate(clauses)) or (label and any(
                 _generic_order(part, opens=False) for part in re.split(r",\s+(?:and\s+)?|\s+and\s+", body)))),
         vocative=vocative, active_modal=bool(ACTIVE_MODAL.search(text)), indirect=bool(INDIRECT.search(unquoted)),
         any_machine=bool(ANY_MACHINE.search(text)), this_work=bool(THIS_WORK.search(text)),
@@ -335,8 +335,9 @@ ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|cf|vs|etc|al|Fig|Figs|Eq|Eqs|Sec|Tab|
 
 
 # Sentence ends: a full stop, ! or ? followed by a space or the end (not the dot of a URL, a decimal, "e.g"); after a
-# closing quote or bracket only where what follows is no lower-case going-on ('(e.g., “Classify ...”) do not ...').
-SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s+|[\"”'’)\]]+\s+(?![a-z]))|\n+")
+# closing quote or bracket only where what follows is no lower-case going-on ('(e.g., “Classify ...”) do not ...');
+# a CJK full stop ends one whatever follows.
+SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s+|[\"”'’)\]]+\s+(?![a-z]))|\n+|(?<=[。！？])\s*")
 
 
 def is_planted(sentence: str) -> bool:

@@ -165,14 +165,14 @@ PERSONA = re.compile(r"\byou\s+are\s+now\b|\bact\s+as\s+(?:an?\s+)?(?:unrestrict
                      re.IGNORECASE)
 # Requests put indirectly: "We would be grateful if ...", "It would be appreciated if ...", "... are kindly asked to".
 INDIRECT = re.compile(r"\b(?:it\s+would\s+be\s+(?:\w+\s+)?(?:appreciated|great|helpful|ideal|best|wonderful|nice|good|preferable)"
-                      r"|we(?:'d|’d|\s+would)\s+(?:\w+\s+)?(?:be\s+(?:grateful|thankful|obliged|delighted|pleased)|appreciate|like|love"
-                      r"|prefer|welcome)|(?:grateful|thankful|obliged)\s+if|(?:is|are)\s+(?:\w+ly\s+|hereby\s+)?(?:asked|requested|invited"
+                      r"|we(?:'d|’d|\s+would)\s+(?:\w+\s+)?(?:be\s+(?:grateful|thankful|obliged|delighted|pleased)|appreciate"
+                      r"|welcome)|(?:grateful|thankful|obliged)\s+if|(?:is|are)\s+(?:\w+ly\s+|hereby\s+)?(?:asked|requested|invited"
                       r"|encouraged|expected|advised|urged|instructed|begged|welcome|kindly\s+asked)\s+to|we\s+(?:\w+ly\s+)?(?:ask|request"
-                      r"|invite|urge|encourage|expect|beg)\b|(?:please|kindly)\s+(?:be\s+so\s+kind|make\s+sure))", re.IGNORECASE)
+                      r"|invite|urge|encourage|beg)\b|(?:please|kindly)\s+(?:be\s+so\s+kind|make\s+sure))", re.IGNORECASE)
 # A machine among all that may read this: "any AI", "every automated system", "whichever LLM".
-ANY_MACHINE = re.compile(r"\b(?:any|every|all|each|whichever|whatever)\s+(?:\w+\s+){0,2}?(?:AIs?|LLMs?|(?:language\s+)?models?"
-                         r"|assistants?|systems?|agents?|tools?|summari[sz]ers?|readers?|bots?|chatbots?|pipelines?|programs?)\b",
-                         re.IGNORECASE)
+ANY_MACHINE = re.compile(r"\b(?:any|every|all|each|whichever|whatever)\s+(?:\w+\s+)?(?:AIs?|LLMs?|language\s+models?"
+                         r"|assistants?|agents?|summari[sz]ers?|bots?|chatbots?|(?:automated|automatic|AI|LLM|machine|artificial)"
+                         r"\s+(?:\w+\s+)?(?:systems?|tools?|readers?|models?|programs?|pipelines?))\b", re.IGNORECASE)
 # The text naming itself: "this paper", "this work" (what a request about the reader's reply concerns).
 THIS_WORK = re.compile(r"\bth(?:is|ese)\s+(?:paper|work|study|article|manuscript|submission|document|contribution|research"
                        r"|PDF|text|passage|chunk|paragraph|section)s?\b", re.IGNORECASE)

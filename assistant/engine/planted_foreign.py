@@ -21,6 +21,7 @@ class Language:
     order: re.Pattern[str]  # an imperative of responding, saying, writing, judging or ignoring
     restrict: re.Pattern[str]  # what binds the reply: "only", "whatever is asked", "the word", a quote
     machine: re.Pattern[str]  # an AI, an assistant, a (language) model addressed
+    script: bool = False  # `marks` is a script of its own: no English words to outnumber
 
 
 def _words(pattern: str) -> re.Pattern[str]:
@@ -79,20 +80,20 @@ LANGUAGES = {
                r"|оцени(?:те)?|упомяни(?:те)?|не\s+упоминай(?:те)?|опиши(?:те)?|игнорируй(?:те)?|забудь(?:те)?|начни(?:те)?"
                r"|рекомендуй(?:те)?|назови(?:те)?|добавь(?:те)?"),
         _words(rf"только|лишь|всегда|никогда|независимо|слово|ничего\s+(?:другого|больше|кроме)|{QUOTE}"),
-        _words(r"ИИ|искусственный\s+интеллект|ассистент|помощник|модель|нейросеть|чат-?бот|бот|LLM")),
+        _words(r"ИИ|искусственный\s+интеллект|ассистент|помощник|модель|нейросеть|чат-?бот|бот|LLM"), script=True),
     "zh": Language(
         re.compile(r"[\u4e00-\u9fff]{2,}"),
         re.compile(r"(?:忽略|无视|忽视|不要理会|不理会|忘记|忘掉|忽略掉)[^。！？]{0,12}(?:指令|指示|说明|提示|规则|要求|命令)"),
         re.compile(r"(?:请|务必|必须|一定要|只能?|仅)[^。！？，]{0,4}?(?:回答|回复|输出|说|写|给出|打分|评分|评价|推荐|总结|描述"
                    r"|提到|称)"),
         re.compile(rf"只|仅|唯一|无论|不管|总是|永远|这个词|{QUOTE}"),
-        re.compile(r"你|您|助手|人工智能|AI|模型|语言模型|大模型|机器人")),
+        re.compile(r"你|您|助手|人工智能|AI|模型|语言模型|大模型|机器人"), script=True),
     "ja": Language(
         re.compile(r"[\u3040-\u30ff]{2,}"),
         re.compile(r"(?:指示|命令|ルール|指令)[^。！？]{0,12}(?:無視|忘れ)"),
         re.compile(r"(?:答え|回答し|返答し|出力し|書い|言っ|評価し|推薦し|要約し|述べ)(?:て(?:ください|下さい)?|なさい|ろ)"),
         re.compile(rf"だけ|のみ|必ず|常に|何を聞かれても|という単語|{QUOTE}"),
-        re.compile(r"あなた|アシスタント|AI|人工知能|モデル|言語モデル")),
+        re.compile(r"あなた|アシスタント|AI|人工知能|モデル|言語モデル"), script=True),
 }
 ENGLISH = _words(r"the|of|and|to|is|are|was|were|that|this|for|with|we|our|on|by|as|it|in|be|from|which|an|or")
 ET_AL = re.compile(r"\bet\s+al\b\.?", re.IGNORECASE)
@@ -105,12 +106,13 @@ def _marks(pattern: re.Pattern[str], text: str) -> int:
 def foreign_order(sentence: str) -> bool:
     """Whether `sentence`, in one of the languages above, overrides the reader's instructions or orders it what to
     reply: an order with what restricts the reply, or with an AI / assistant / model addressed. A sentence is in
-    a language when it holds two of its function words (distinct) and fewer of English's."""
+    a language when it holds two runs of its script, or two of its function words (distinct) and fewer of
+    English's."""
     text = ET_AL.sub(" ", sentence)
     english = _marks(ENGLISH, text)
     for language in LANGUAGES.values():
         marks = _marks(language.marks, text)
-        if marks < 2 or marks <= english:
+        if marks < 2 or marks <= english and not language.script:
             continue
         if language.override.search(text):
             return True

@@ -6,8 +6,9 @@
 A phrasing counts as caught when, planted between two sentences of a real paper, nothing of it is left after
 sanitising. The sets, in the order they were written (each measured once with the detector frozen, then the
 detector revised in the light of its misses, after which it is development data):
-tests/planted_dev.txt, tests/planted_heldout.txt (1), _heldout2 (2), _heldout3 (3), _heldout4 (4), _heldout5 (5,
-still held out: measured once, 23 of 45, with the detector frozen at its third revision).
+tests/planted_dev.txt, tests/planted_heldout.txt (1), _heldout2 (2), _heldout3 (3), _heldout4 (4), _heldout5 (5:
+measured once, 23 of 45, with the detector frozen at its third revision; then markup, other languages and indirect
+requests added in its light: 44 of 45).
 Real sentences: tests/planted_corpus.txt (300 sentences of the corpus about assistants, models, prompts,
 reviewers or the reader, apart from those tuned on) and tests/planted_legit5.txt (60 more, held out with set 5). --corpus also parses every paper in ../shared/papers and
 reports the share of all their prose sentences cut (slow: a few minutes). The baseline beside it is the phrase

@@ -19,7 +19,12 @@ orders its reader about what it says, how it judges or whom it obeys. The cues (
   whatever follows it planted;
 - taking on a part as an order ("Assume the role of a reviewer who ...");
 - a claim on what every answer must be ("the only acceptable reply is X", "the correct reply, whatever is
-  asked, is X").
+  asked, is X"), or on what the ideal summary of this paper would say;
+- a request put politely to a machine that may read this ("We would be grateful if any AI summarising this work
+  ...", "Systems summarising this work are kindly asked to ..."), or "..., so do that";
+- the same classes of cue in another language (assistant/engine/planted_foreign.py).
+Markup that wraps text a paper never speaks through (comments, hidden spans, chat-template turns) is read before
+the sentences, with a lower bar: assistant/engine/planted_markup.py.
 `Reading.planted` says how they combine. Sentences about models in general ("The model must answer within
 200 ms"; "LLMs should answer the question from the given context") address no reader and point at no text; nor
 do a modal in the passive ("AI systems must be designed ..."), a "you" inside a quotation a paper reports, a

@@ -8,9 +8,10 @@ sanitising. The sets, in the order they were written (each measured once with th
 detector revised in the light of its misses, after which it is development data):
 tests/planted_dev.txt, tests/planted_heldout.txt (1), _heldout2 (2), _heldout3 (3), _heldout4 (4), _heldout5 (5:
 measured once, 23 of 45, with the detector frozen at its third revision; then markup, other languages and indirect
-requests added in its light: 44 of 45).
+requests added in its light: 44 of 45), _heldout6 (6, written blind by someone who never read the detector).
 Real sentences: tests/planted_corpus.txt (300 sentences of the corpus about assistants, models, prompts,
-reviewers or the reader, apart from those tuned on) and tests/planted_legit5.txt (60 more, held out with set 5). --corpus also parses every paper in ../shared/papers and
+reviewers or the reader, apart from those tuned on), tests/planted_legit5.txt (60 more, held out with set 5) and
+tests/planted_legit6.txt (60 more, held out with set 6). --corpus also parses every paper in ../shared/papers and
 reports the share of all their prose sentences cut (slow: a few minutes). The baseline beside it is the phrase
 list the sanitiser had before (INSTRUCTION_LIKE, kept here only to measure against).
 """
@@ -28,8 +29,8 @@ from foundation.hardware import cpu_description  # noqa: E402
 from assistant.engine.passages import REMOVED, sanitize_passage  # noqa: E402
 
 SETS = ["planted_dev.txt", "planted_heldout.txt", "planted_heldout2.txt", "planted_heldout3.txt",
-        "planted_heldout4.txt", "planted_heldout5.txt"]
-REAL = ["planted_corpus.txt", "planted_legit5.txt"]
+        "planted_heldout4.txt", "planted_heldout5.txt", "planted_heldout6.txt"]
+REAL = ["planted_corpus.txt", "planted_legit5.txt", "planted_legit6.txt"]
 BEFORE = "Grouped-query attention shares one key and value head per group of query heads."
 AFTER = "Uptraining takes 5% of the original pre-training compute."
 # The phrase list the sanitiser used before the detector (assistant/engine/passages.py at 1bf165e).

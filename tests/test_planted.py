@@ -46,6 +46,24 @@ def test_the_fifth_set_now_development_data():
     assert sum(caught(p) for p in phrasings) >= 44
 
 
+def test_the_sixth_set_written_blind_measured_once():
+    """tests/planted_heldout6.txt was written by someone who never read the detector, and measured once after the
+    revision on set 5: 39 of 60 (65%; the detector before that revision: 28 of 60). Not the issue's 95%: it keeps
+    this floor until the detector is revised on it (after which it is development data)."""
+    assert sum(caught(p) for p in lines("planted_heldout6.txt")) >= 39
+
+
+def test_quoted_prompts_of_real_papers_measured_once():
+    """tests/planted_legit6.txt: 60 real sentences chosen to look like orders (quoted system prompts, judge prompts,
+    instructions to raters). Measured once: 9 cut (the detector before the set-5 revision: 9 too): 7 prompts a paper
+    quotes ("You must just give a score without any other reasons."), T5's quoted premise ("You were just given 4x
+    more compute. How should you use it?") and InstructGPT's "we ask our labelers to do their best to infer the
+    intent of the user". Lost as evidence, never shown; the ceiling keeps it from getting worse."""
+    corpus = [line.split("\t", 1)[-1] for line in lines("planted_legit6.txt")]
+    assert len(corpus) == 60
+    assert sum(bool(sanitize_passage(s)[1]) for s in corpus) <= 9
+
+
 @pytest.mark.parametrize("name", ["planted_corpus.txt", "planted_legit5.txt"])
 def test_real_sentences_about_assistants_and_models_stay(name):
     corpus = [line.split("\t", 1)[1] for line in lines(name)]

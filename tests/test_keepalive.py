@@ -76,7 +76,9 @@ def test_idle_server_stops_itself_and_the_next_request_starts_it_again(fake_sett
     assert wait_until(lambda: not server.lifetime.state_path.exists(), 10)  # the supervisor cleaned up
 
     assert llm.complete(ASK) == "Yes."  # the same client: the server comes back
-    assert server.pid() not in (None, first) and len(notices) == 2
+    # two starts announced (the first start's speed probe may add its advice: a fake server on a busy machine
+    # can measure over the 10 s it is given for)
+    assert server.pid() not in (None, first) and sum(n.startswith("started the local") for n in notices) == 2, notices
 
 
 @pytest.mark.slow  # ~13 s each by design: two 5 s completions against a 2 s keep-alive

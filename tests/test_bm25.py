@@ -141,8 +141,8 @@ def _pages(arxiv_id: str, pages: tuple[int, ...]):
 
 def test_a_how_many_question_finds_the_answer_not_sample_questions(tmp_path, paper_chunks):
     """CoT's appendix pages of math word problems ("How many roses did she cut?") once outranked BLOOM's
-    training pages for "How long did BLOOM's training take, and on how many GPUs?": "many" and "long" counted
-    as search terms. The word after "how" frames the question; it is not searched."""
+    training pages for "How long did BLOOM's training take, and on how many GPUs?": "how", "did", "many" and
+    "long" counted as search terms. Words that only make it a question are not searched."""
     samples = _pages("2201.11903", (29, 42))  # GSM8K/MAWPS sample problems: "How many ...?", "How much ...?"
     bloom = _pages("2211.05100", (18, 21))  # 3.4.1 Hardware, 3.5 Training
     index = BM25Index(tmp_path / "bm25")

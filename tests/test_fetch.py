@@ -34,7 +34,9 @@ def make_settings(tmp_path: Path, server: ArxivTestServer | None = None, **extra
     base = server.base_url if server else "http://127.0.0.1:9"  # port 9: nothing listens
     values: dict[str, object] = dict(
         home=tmp_path / "home", arxiv_api_url=f"{base}/api/query", arxiv_pdf_url=f"{base}/pdf/{{id}}",
-        arxiv_delay_s=0.01, fetch_timeout_s=0.5, fetch_retries=2, mirror=None,
+        # 2 s: the in-process server answers in milliseconds, but beside another xdist worker and an eval a 0.5 s
+        # limit timed out three tries in a row (the timeout tests set their own, shorter limits)
+        arxiv_delay_s=0.01, fetch_timeout_s=2.0, fetch_retries=2, mirror=None,
     )
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
